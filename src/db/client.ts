@@ -5,14 +5,21 @@ import { PrismaClient } from '../generated/prisma/client.ts';
 export type { Task } from '../generated/prisma/client.ts';
 export { PrismaClient };
 
-export function createPrisma(databaseUrl: string, poolSize = 10): PrismaClient {
+/** Driver options from a `mysql://user:password@host:port/database` URL; shared by the client and the migration runner. */
+export function connectionOptions(databaseUrl: string) {
   const url = new URL(databaseUrl);
-  const adapter = new PrismaMariaDb({
+  return {
     host: url.hostname,
     port: url.port ? Number(url.port) : 3306,
     user: decodeURIComponent(url.username),
     password: decodeURIComponent(url.password),
-    database: url.pathname.replace(/^\//, ''),
+    database: decodeURIComponent(url.pathname.replace(/^\//, '')),
+  };
+}
+
+export function createPrisma(databaseUrl: string, poolSize = 10): PrismaClient {
+  const adapter = new PrismaMariaDb({
+    ...connectionOptions(databaseUrl),
     connectionLimit: poolSize,
     // Ids are BIGINT UNSIGNED; keep them exact.
     bigIntAsNumber: false,
