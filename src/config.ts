@@ -33,6 +33,13 @@ const schema = z.object({
   TEMPORAL_TLS_CA_PATH: z.string().optional(),
   TEMPORAL_API_KEY: z.string().optional(),
   TEMPORAL_UI_URL: z.url().default('http://localhost:8233'),
+  /** Prefix for workflow and schedule ids, so several deployments can share one Temporal namespace. */
+  WORKFLOW_ID_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]*$/, 'letters, digits, dot, dash and underscore only')
+    .default(''),
+  /** A workflow bundle prebuilt by `npm run build:workflows`; unset means bundle at start-up. */
+  WORKFLOW_BUNDLE_PATH: z.string().optional(),
 
   /** Path to a kubeconfig; unset means ~/.kube/config or the in-cluster service account. */
   KUBECONFIG: z.string().optional(),

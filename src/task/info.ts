@@ -181,6 +181,24 @@ const resources = z
     }
   });
 
+// Kubernetes' qualified name: an optional DNS-subdomain prefix and '/', then a 63-character name.
+const ANNOTATION_KEY = /^(?:[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+
+const annotations = z
+  .record(
+    z.string().max(316).regex(ANNOTATION_KEY),
+    z.string({ error: (iss: Issue) => `must be a string, not ${jsonType(iss.input)}` }).max(MAX_ENTRY_CHARS),
+    {
+      error: (iss: Issue) =>
+        iss.code === 'invalid_key'
+          ? 'is not a valid annotation key: use a name like "example.com/owner" or "owner" (letters, digits, "-", "_", "."; at most 63 characters after an optional DNS prefix)'
+          : `must be an object mapping annotation keys to string values, for example {"example.com/owner": "team-a"}, not ${jsonType(iss.input)}`,
+    },
+  )
+  .refine((a) => Object.keys(a).length <= MAX_LIST_ENTRIES, {
+    error: (iss: Issue) => `has ${Object.keys(iss.input as object).length} annotations; at most ${MAX_LIST_ENTRIES} are allowed`,
+  });
+
 function wholeNumber(rule: string, example: string, min: number, max?: number) {
   const schema = z.int({
     error: (iss: Issue) => `must be ${rule}, for example ${example}, not ${jsonType(iss.input)}`,
@@ -201,6 +219,8 @@ export const taskInfoSchema = z.strictObject(
      * it is what people write by hand. buildJob turns it into Kubernetes' [{name, value}] list.
      */
     env: env.optional(),
+    /** Annotations for the task's pod (monitoring, sidecar injection; on the local stack, KWOK's test knobs). */
+    annotations: annotations.optional(),
     /** Kubernetes requests and limits, as quantity strings. */
     resources: resources.optional(),
     /** Wall-clock limit for the whole Job, retries included (activeDeadlineSeconds). */

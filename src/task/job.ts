@@ -15,8 +15,7 @@ export type JobTask = { id: bigint | string; name: string; namespace: string; at
 
 /**
  * The Job for one attempt of a task: named after the task, in the task's namespace.
- * `extraPodAnnotations` is for the operator and tests (KWOK's stage knobs, for instance);
- * users cannot set annotations through `info`.
+ * Pod annotations come from `info.annotations`, then `extraPodAnnotations` (the operator's).
  */
 export function buildJob(task: JobTask, info: TaskInfo, extraPodAnnotations?: Record<string, string>): V1Job {
   const labels = {
@@ -24,7 +23,8 @@ export function buildJob(task: JobTask, info: TaskInfo, extraPodAnnotations?: Re
     [TASK_ID_LABEL]: String(task.id),
     [ATTEMPT_LABEL]: String(task.attempt),
   };
-  const hasAnnotations = extraPodAnnotations !== undefined && Object.keys(extraPodAnnotations).length > 0;
+  const podAnnotations = { ...info.annotations, ...extraPodAnnotations };
+  const hasAnnotations = Object.keys(podAnnotations).length > 0;
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
@@ -34,7 +34,7 @@ export function buildJob(task: JobTask, info: TaskInfo, extraPodAnnotations?: Re
       ...(info.timeoutSeconds !== undefined && { activeDeadlineSeconds: info.timeoutSeconds }),
       ...(info.ttlSecondsAfterFinished !== undefined && { ttlSecondsAfterFinished: info.ttlSecondsAfterFinished }),
       template: {
-        metadata: { labels: { ...labels }, ...(hasAnnotations && { annotations: { ...extraPodAnnotations } }) },
+        metadata: { labels: { ...labels }, ...(hasAnnotations && { annotations: podAnnotations }) },
         spec: {
           // The Job controller, not the kubelet, retries a failed pod, so backoffLimit counts every failure.
           restartPolicy: 'Never',

@@ -161,7 +161,7 @@ describe('parseTaskInfo rejects, saying which field is wrong and how to fix it',
   });
 
   it('unknown fields, one message each, suggesting the field that was probably meant', () => {
-    const allowed = 'image, command, args, env, resources, timeoutSeconds, backoffLimit, ttlSecondsAfterFinished';
+    const allowed = 'image, command, args, env, annotations, resources, timeoutSeconds, backoffLimit, ttlSecondsAfterFinished';
     expect(reasonFor({ image: 'alpine', timeout: 60, Image: 'x', volumes: [] })).toBe(
       [
         `info.timeout is not a known field (did you mean info.timeoutSeconds?): remove it; info accepts ${allowed}`,
@@ -288,7 +288,7 @@ describe('taskInfoSchema with describeTaskInfoIssues, for per-field errors in an
       {
         field: 'info.extra',
         message:
-          'info.extra is not a known field: remove it; info accepts image, command, args, env, resources, timeoutSeconds, backoffLimit, ttlSecondsAfterFinished',
+          'info.extra is not a known field: remove it; info accepts image, command, args, env, annotations, resources, timeoutSeconds, backoffLimit, ttlSecondsAfterFinished',
       },
     ]);
   });
@@ -361,5 +361,17 @@ describe('validateNamespaceName', () => {
       'namespace "Team_A" is not valid: it must name a Kubernetes namespace, so use only lowercase letters, digits and "-", ' +
         'starting and ending with a letter or digit, for example "team-a"',
     );
+  });
+});
+
+describe('info.annotations', () => {
+  it('accepts qualified annotation keys with string values', () => {
+    const parsed = parseTaskInfo(JSON.stringify({ image: 'alpine', annotations: { 'example.com/owner': 'team-a', note: 'x' } }));
+    expect(parsed).toMatchObject({ ok: true, info: { annotations: { 'example.com/owner': 'team-a', note: 'x' } } });
+  });
+
+  it('rejects keys that are not Kubernetes qualified names, and non-string values', () => {
+    expect(reasonFor({ image: 'alpine', annotations: { 'bad key!': 'x' } })).toMatch(/^info\.annotations\["bad key!"\] is not a valid annotation key/);
+    expect(reasonFor({ image: 'alpine', annotations: { owner: 3 } })).toMatch(/^info\.annotations\.owner must be a string, not a number/);
   });
 });

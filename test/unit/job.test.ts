@@ -167,3 +167,11 @@ describe('jobAttempt', () => {
     expect(jobAttempt({ metadata: { labels } })).toBeNull();
   });
 });
+
+describe('buildJob pod annotations', () => {
+  it("puts info.annotations on the pod, with the operator's extra annotations winning", () => {
+    const job = buildJob(task, info('{"image": "alpine", "annotations": {"example.com/owner": "a", "note": "user"}}'), { note: 'operator' });
+    expect(job.spec?.template.metadata?.annotations).toEqual({ 'example.com/owner': 'a', note: 'operator' });
+    expect(job.metadata?.annotations).toBeUndefined();
+  });
+});

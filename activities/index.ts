@@ -1,0 +1,27 @@
+// All activities, built from the clients they need (dependency injection, as in Temporal's
+// activities-dependency-injection sample), so tests can build them against any stack.
+import type { Client } from '@temporalio/client';
+import type { PrismaClient } from '../src/db/client.ts';
+import type { KubeClients } from '../src/kubernetes.ts';
+import { createDatabaseActivities } from './database.ts';
+import { createKubernetesActivities } from './kubernetes.ts';
+import { createTemporalActivities } from './temporal.ts';
+
+export interface ActivityDeps {
+  prisma: PrismaClient;
+  kube: Pick<KubeClients, 'batch'>;
+  temporal: Client;
+}
+
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...createDatabaseActivities(deps.prisma),
+    ...createKubernetesActivities(deps.kube),
+    ...createTemporalActivities(deps.temporal),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;
+export type { TaskRef, LoadedTask, StatusWriteResult } from './database.ts';
+export type { CreateJobResult, JobObservation, JobRef } from './kubernetes.ts';
+export { FailureType } from './kubernetes.ts';

@@ -1,0 +1,123 @@
+// Kubernetes activities: thin adapters over the batch API. Creating is idempotent
+// (a Job carrying this task's label counts as already created) and errors are
+// classified once here: the task's own fault fails it at once (non-retryable), the
+// cluster's or network's is retryable and the workflow keeps trying with backoff.
+import { ApiException, type V1Job } from '@kubernetes/client-node';
+import { ApplicationFailure } from '@temporalio/common';
+import type { KubeClients } from '../src/kubernetes.ts';
+import { classifyKubernetesError } from '../src/task/errors.ts';
+import type { TaskInfo } from '../src/task/info.ts';
+import { buildJob, isOwnedByTask, jobAttempt } from '../src/task/job.ts';
+import { jobStatusToTaskStatus } from '../src/task/job-status.ts';
+import type { TaskRef } from './database.ts';
+
+/** Failure types the workflows react to (ApplicationFailure.type). */
+export const FailureType = {
+  /** The task itself is wrong (invalid spec, unknown namespace, name taken): fail it, do not retry. */
+  TaskRejected: 'TaskRejected',
+  /** The cluster or the network failed: retry with backoff while the row shows the error. */
+  KubernetesUnavailable: 'KubernetesUnavailable',
+} as const;
+
+export type CreateJobResult =
+  /** A new Job was created for this attempt. */
+  | 'created'
+  /** This attempt's Job already existed (a retried activity, a restarted workflow, a classic-nightwatch Job). */
+  | 'adopted'
+  /** An earlier attempt's Job is in the way; it is being deleted and the create must be tried again. */
+  | 'replacing';
+
+export interface JobRef {
+  taskId: string;
+  name: string;
+  namespace: string;
+}
+
+export type JobObservation =
+  | { exists: false }
+  | { exists: true; owned: false }
+  | { exists: true; owned: true; attempt: number | null; status: 'Pending' | 'Running' | 'Succeeded' | 'Failed'; reason?: string };
+
+const isNotFound = (err: unknown) => err instanceof ApiException && err.code === 404;
+
+function toFailure(taskId: string, err: unknown): ApplicationFailure {
+  const c = classifyKubernetesError(err);
+  return c.kind === 'transient'
+    ? ApplicationFailure.retryable(c.reason, FailureType.KubernetesUnavailable)
+    : ApplicationFailure.nonRetryable(`task ${taskId}: ${c.reason}`, FailureType.TaskRejected);
+}
+
+export function createKubernetesActivities({ batch }: Pick<KubeClients, 'batch'>) {
+  async function readJob(ref: JobRef): Promise<V1Job | null> {
+    try {
+      return await batch.readNamespacedJob({ name: ref.name, namespace: ref.namespace });
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw toFailure(ref.taskId, err);
+    }
+  }
+
+  async function deleteJobObject(job: V1Job, ref: JobRef): Promise<void> {
+    try {
+      // Background propagation: the garbage collector removes the pods too. The uid
+      // precondition makes sure only the Job we looked at is deleted, never a newer one.
+      await batch.deleteNamespacedJob({
+        name: ref.name,
+        namespace: ref.namespace,
+        propagationPolicy: 'Background',
+        body: { preconditions: { uid: job.metadata?.uid } },
+      });
+    } catch (err) {
+      if (isNotFound(err) || (err instanceof ApiException && err.code === 409)) return;
+      throw toFailure(ref.taskId, err);
+    }
+  }
+
+  return {
+    async createJob(input: { task: TaskRef; info: TaskInfo }): Promise<CreateJobResult> {
+      const { task, info } = input;
+      const ref = { taskId: task.id, name: task.name, namespace: task.namespace };
+      try {
+        await batch.createNamespacedJob({ namespace: task.namespace, body: buildJob(task, info) });
+        return 'created';
+      } catch (err) {
+        if (classifyKubernetesError(err).kind !== 'conflict') throw toFailure(task.id, err);
+      }
+      const existing = await readJob(ref);
+      if (!existing) {
+        throw ApplicationFailure.retryable(
+          `Job ${task.namespace}/${task.name} was deleted while it was being created; trying again`,
+          FailureType.KubernetesUnavailable,
+        );
+      }
+      if (!isOwnedByTask(existing, task.id)) {
+        throw ApplicationFailure.nonRetryable(
+          `task ${task.id}: a Job named '${task.name}' already exists in namespace '${task.namespace}' and does not belong to this task; ` +
+            `rename the task or remove that Job (nightwatch left it untouched)`,
+          FailureType.TaskRejected,
+        );
+      }
+      if (jobAttempt(existing) === task.attempt) return 'adopted';
+      if (!existing.metadata?.deletionTimestamp) await deleteJobObject(existing, ref);
+      return 'replacing';
+    },
+
+    async observeJob(ref: JobRef): Promise<JobObservation> {
+      const job = await readJob(ref);
+      if (!job) return { exists: false };
+      if (!isOwnedByTask(job, ref.taskId)) return { exists: true, owned: false };
+      return { exists: true, owned: true, attempt: jobAttempt(job), ...jobStatusToTaskStatus(job) };
+    },
+
+    /** Delete this task's Job and its pods; a Job that is gone or not this task's is left alone. */
+    async deleteJob(ref: JobRef): Promise<'deleted' | 'absent' | 'not-owned'> {
+      const job = await readJob(ref);
+      if (!job) return 'absent';
+      if (!isOwnedByTask(job, ref.taskId)) return 'not-owned';
+      await deleteJobObject(job, ref);
+      return 'deleted';
+    },
+  };
+}
+
+export type KubernetesActivities = ReturnType<typeof createKubernetesActivities>;

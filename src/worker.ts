@@ -1,0 +1,35 @@
+// `npm run worker`: one nightwatch worker replica. Run as many as you like; all are active.
+// SIGINT/SIGTERM stop polling, give in-flight activities WORKER_SHUTDOWN_GRACE to finish,
+// then exit; anything unfinished is retried by another replica from Temporal's history.
+import { loadConfig } from './config.ts';
+import { createPrisma } from './db/client.ts';
+import { createKubeClients } from './kubernetes.ts';
+import { ensureSchedules } from './schedules.ts';
+import { connectTemporalClient } from './temporal.ts';
+import { buildWorker, connectWorker } from './worker-setup.ts';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const prisma = createPrisma(config.DATABASE_URL, config.DATABASE_POOL_SIZE);
+  const kube = createKubeClients(config.KUBECONFIG);
+  const client = await connectTemporalClient(config);
+  const connection = await connectWorker(config);
+  try {
+    const schedules = await ensureSchedules(client, config);
+    const worker = await buildWorker({ config, prisma, kube, client, connection });
+    console.log(
+      `nightwatch worker: task queue '${config.TEMPORAL_TASK_QUEUE}' on ${config.TEMPORAL_ADDRESS} (namespace ${config.TEMPORAL_NAMESPACE}), ` +
+        `Kubernetes ${kube.server}; schedules created: ${schedules.created.join(', ') || 'none'}, kept: ${schedules.existing.join(', ') || 'none'}`,
+    );
+    await worker.run();
+  } finally {
+    await connection.close();
+    await client.connection.close();
+    await prisma.$disconnect();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`nightwatch worker: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,217 @@
+// taskWorkflow on a real Temporal dev server with stub activities: an in-memory row and a
+// scripted cluster, so faults (outages, rejections, a deleted row) can be injected on purpose.
+import { ApplicationFailure } from '@temporalio/common';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import type { Activities, JobObservation, TaskRef } from '../../activities/index.ts';
+import { loadConfig } from '../../src/config.ts';
+import { statusesBefore, type TaskStatus } from '../../src/task-status.ts';
+import { temporalConnectionOptions } from '../../src/temporal.ts';
+import { cancelSignal, taskWorkflow } from '../../workflows/task.ts';
+
+const config = loadConfig();
+const taskQueue = `task-workflow-unit-${randomBytes(3).toString('hex')}`;
+
+/** One task's world: its row, the Job the stub cluster reports, and every call made. */
+class World {
+  row: (TaskRef & { reason: string | null; info: string }) | null;
+  observations: JobObservation[] = [];
+  createFailures: ApplicationFailure[] = [];
+  calls: string[] = [];
+  reasons: (string | null)[] = [];
+  constructor(id: string, info = '{"image":"alpine"}') {
+    this.row = { id, name: `task-${id}`, namespace: 'default', userId: 'u1', status: 'Normal', attempt: 1, reason: null, info };
+  }
+}
+const worlds = new Map<string, World>();
+const world = (id: string) => worlds.get(id)!;
+
+const running = (status: 'Pending' | 'Running' | 'Succeeded' | 'Failed', reason?: string): JobObservation => ({
+  exists: true,
+  owned: true,
+  attempt: 1,
+  status,
+  ...(reason ? { reason } : {}),
+});
+
+const stubs: Partial<Activities> = {
+  async loadTask(id) {
+    const w = world(id);
+    w.calls.push('loadTask');
+    if (!w.row) return null;
+    const { info, reason: _r, ...ref } = w.row;
+    try {
+      const parsed = JSON.parse(info) as { image?: string };
+      if (!parsed.image) return { ...ref, valid: false, reason: 'info.image is required' };
+      return { ...ref, valid: true, info: { image: parsed.image } as never };
+    } catch {
+      return { ...ref, valid: false, reason: 'info is not valid JSON' };
+    }
+  },
+  async markStatus({ taskId, attempt, to, reason }) {
+    const w = world(taskId);
+    w.calls.push(`markStatus:${to}`);
+    if (!w.row) return { updated: false, current: null };
+    if (w.row.attempt !== attempt || !statusesBefore(to).includes(w.row.status as TaskStatus)) {
+      return { updated: false, current: { status: w.row.status, attempt: w.row.attempt } };
+    }
+    w.row.status = to;
+    w.row.reason = reason ?? null;
+    return { updated: true };
+  },
+  async recordReason({ taskId, reason }) {
+    const w = world(taskId);
+    w.reasons.push(reason);
+    if (w.row) w.row.reason = reason;
+  },
+  async createJob({ task }) {
+    const w = world(task.id);
+    w.calls.push('createJob');
+    const failure = w.createFailures.shift();
+    if (failure) throw failure;
+    return 'created';
+  },
+  async observeJob({ taskId }) {
+    const w = world(taskId);
+    w.calls.push('observeJob');
+    return w.observations.length > 1 ? w.observations.shift()! : w.observations[0]!;
+  },
+  async deleteJob({ taskId }) {
+    world(taskId).calls.push('deleteJob');
+    return 'deleted';
+  },
+};
+
+let client: Client;
+let worker: Worker;
+let run: Promise<void>;
+let nativeConnection: NativeConnection;
+
+beforeAll(async () => {
+  void inject; // the stack check in global-setup guarantees the dev server is up
+  const connection = await Connection.connect(temporalConnectionOptions(config));
+  client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  nativeConnection = await NativeConnection.connect(temporalConnectionOptions(config));
+  worker = await Worker.create({
+    connection: nativeConnection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue,
+    workflowBundle: { codePath: inject('workflowBundlePath') },
+    activities: stubs,
+  });
+  run = worker.run();
+});
+
+afterAll(async () => {
+  worker?.shutdown();
+  await run;
+  await nativeConnection?.close();
+  await client?.connection.close();
+});
+
+let next = 0;
+function newTask(info?: string): World {
+  const id = `${Date.now()}${next++}`;
+  const w = new World(id, info);
+  worlds.set(id, w);
+  return w;
+}
+const start = (w: World) =>
+  client.workflow.start(taskWorkflow, { taskQueue, workflowId: `unit-task-${w.row!.id}`, args: [{ taskId: w.row!.id }] });
+
+describe('taskWorkflow', () => {
+  it('creates the Job, then follows it forward to Succeeded', async () => {
+    const w = newTask();
+    w.observations = [running('Pending'), running('Running'), running('Succeeded')];
+    const result = await (await start(w)).result();
+    expect(result.status).toBe('Succeeded');
+    expect(w.row!.status).toBe('Succeeded');
+    expect(w.calls.filter((c) => c.startsWith('markStatus'))).toEqual(['markStatus:Pending', 'markStatus:Running', 'markStatus:Succeeded']);
+    expect(w.calls.filter((c) => c === 'createJob')).toHaveLength(1);
+  });
+
+  it('fails an invalid task with its reason and never creates a Job', async () => {
+    const w = newTask('{"command":["true"]}');
+    const result = await (await start(w)).result();
+    expect(result).toMatchObject({ status: 'Failed', reason: 'info.image is required' });
+    expect(w.row).toMatchObject({ status: 'Failed', reason: 'info.image is required' });
+    expect(w.calls).not.toContain('createJob');
+  });
+
+  it('fails at once when the cluster rejects the task as its own fault', async () => {
+    const w = newTask();
+    w.createFailures = [ApplicationFailure.nonRetryable("task 1: namespace 'nope' does not exist", 'TaskRejected')];
+    const result = await (await start(w)).result();
+    expect(result.status).toBe('Failed');
+    expect(w.row!.reason).toContain("namespace 'nope' does not exist");
+    expect(w.calls.filter((c) => c === 'createJob')).toHaveLength(1);
+  });
+
+  it('keeps retrying through an outage, showing the error on the row, then clears it', async () => {
+    const w = newTask();
+    const outage = () => ApplicationFailure.retryable('connect ECONNREFUSED 127.0.0.1:6443', 'KubernetesUnavailable');
+    // three activity attempts fail (the activity's own quick retries), then the workflow's backoff takes over
+    w.createFailures = [outage(), outage(), outage()];
+    w.observations = [running('Succeeded')];
+    const result = await (await start(w)).result();
+    expect(result.status).toBe('Succeeded');
+    expect(w.reasons[0]).toMatch(/^creating the Job failed: connect ECONNREFUSED 127\.0\.0\.1:6443; retrying in 2 s$/);
+    expect(w.reasons.at(-1)).toBeNull();
+    expect(w.calls.filter((c) => c === 'createJob')).toHaveLength(4);
+  }, 30_000);
+
+  it('on cancel deletes the Job and ends Cancelled with the reason given', async () => {
+    const w = newTask();
+    w.observations = [running('Running')];
+    const handle = await start(w);
+    await expect.poll(() => w.row!.status, { timeout: 10_000 }).toBe('Running');
+    await handle.signal(cancelSignal, { reason: 'no longer needed' });
+    expect(await handle.result()).toMatchObject({ status: 'Cancelled', reason: 'no longer needed' });
+    expect(w.calls).toContain('deleteJob');
+    expect(w.row).toMatchObject({ status: 'Cancelled', reason: 'no longer needed' });
+  });
+
+  it('fails the task when its Job disappears before finishing', async () => {
+    const w = newTask();
+    w.observations = [running('Running'), { exists: false }];
+    const result = await (await start(w)).result();
+    expect(result.status).toBe('Failed');
+    expect(w.row!.reason).toMatch(/Job default\/task-\d+ disappeared before it finished/);
+  });
+
+  it('stops, deleting the Job, when the row is deleted mid-run', async () => {
+    const w = newTask();
+    w.observations = [running('Pending')];
+    const handle = await start(w);
+    await expect.poll(() => w.row!.status, { timeout: 10_000 }).toBe('Pending');
+    w.row = null;
+    w.observations = [running('Running')];
+    expect(await handle.result()).toEqual({ status: 'Deleted' });
+    expect(w.calls).toContain('deleteJob');
+  });
+
+  it('never moves a row that moved on elsewhere (a newer attempt) backwards', async () => {
+    const w = newTask();
+    w.observations = [running('Pending')];
+    const handle = await start(w);
+    await expect.poll(() => w.row!.status, { timeout: 10_000 }).toBe('Pending');
+    w.row!.attempt = 2;
+    w.row!.status = 'Normal';
+    w.observations = [running('Succeeded')];
+    const result = await handle.result();
+    expect(result.status).toBe('Normal');
+    expect(w.row).toMatchObject({ status: 'Normal', attempt: 2 });
+  });
+
+  it('adopts the Job of a row already Running instead of creating one', async () => {
+    const w = newTask();
+    w.row!.status = 'Running';
+    w.observations = [running('Running'), running('Succeeded')];
+    const result = await (await start(w)).result();
+    expect(result.status).toBe('Succeeded');
+    expect(w.calls).not.toContain('createJob');
+  });
+});

@@ -1,0 +1,35 @@
+// Starting a task workflow from the dispatcher or reconcile: one child per task, id task-<id>.
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { ParentClosePolicy, startChild } from '@temporalio/workflow';
+import type { TaskRef } from '../activities/index.ts';
+import { taskWorkflowId } from './ids.ts';
+import { taskWorkflow } from './task.ts';
+
+/** What the Temporal Web UI shows for a task workflow. */
+export function taskMemo(task: Pick<TaskRef, 'name' | 'namespace' | 'userId'>) {
+  return { taskName: task.name, namespace: task.namespace, userId: task.userId };
+}
+export function taskSummary(task: Pick<TaskRef, 'name' | 'namespace' | 'userId'>): string {
+  return `${task.namespace}/${task.name} (user ${task.userId})`;
+}
+
+/**
+ * Start task-<id> as an abandoned child: it outlives the dispatcher run that started it
+ * (the dispatcher continues as new and is started afresh by its Schedule). A workflow
+ * already running for the task is that task's owner, and is left to it.
+ */
+export async function startTaskWorkflow(task: TaskRef, idPrefix: string): Promise<'started' | 'already-running'> {
+  try {
+    await startChild(taskWorkflow, {
+      workflowId: taskWorkflowId(task.id, idPrefix),
+      args: [{ taskId: task.id }],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      memo: taskMemo(task),
+      staticSummary: taskSummary(task),
+    });
+    return 'started';
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return 'already-running';
+    throw err;
+  }
+}
