@@ -372,6 +372,6 @@ describe('info.annotations', () => {
 
   it('rejects keys that are not Kubernetes qualified names, and non-string values', () => {
     expect(reasonFor({ image: 'alpine', annotations: { 'bad key!': 'x' } })).toMatch(/^info\.annotations\["bad key!"\] is not a valid annotation key/);
-    expect(reasonFor({ image: 'alpine', annotations: { owner: 3 } })).toMatch(/^info\.annotations\.owner must be a string, not a number/);
+    expect(reasonFor({ image: 'alpine', annotations: { owner: 3 } })).toMatch(/^info\.annotations\.owner must be a string, not the number 3$/);
   });
 });
