@@ -4,4 +4,17 @@ export function taskWorkflowId(taskId: string, prefix = ''): string {
   return `${prefix}task-${taskId}`;
 }
 
-export const TASK_QUEUE_DEFAULT = 'nightwatch';
+interface TaskLabel {
+  name: string;
+  namespace: string;
+  userId: string;
+}
+
+/** What the Temporal Web UI shows for a task workflow (memo), set by whoever starts it. */
+export function taskMemo(task: TaskLabel) {
+  return { taskName: task.name, namespace: task.namespace, userId: task.userId };
+}
+/** The one-line summary the Web UI shows in the workflow list. */
+export function taskSummary(task: TaskLabel): string {
+  return `${task.namespace}/${task.name} (user ${task.userId})`;
+}

@@ -2,16 +2,8 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { ParentClosePolicy, startChild } from '@temporalio/workflow';
 import type { TaskRef } from '../activities/index.ts';
-import { taskWorkflowId } from './ids.ts';
+import { taskMemo, taskSummary, taskWorkflowId } from './ids.ts';
 import { taskWorkflow } from './task.ts';
-
-/** What the Temporal Web UI shows for a task workflow. */
-export function taskMemo(task: Pick<TaskRef, 'name' | 'namespace' | 'userId'>) {
-  return { taskName: task.name, namespace: task.namespace, userId: task.userId };
-}
-export function taskSummary(task: Pick<TaskRef, 'name' | 'namespace' | 'userId'>): string {
-  return `${task.namespace}/${task.name} (user ${task.userId})`;
-}
 
 /**
  * Start task-<id> as an abandoned child: it outlives the dispatcher run that started it
