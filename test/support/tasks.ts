@@ -1,0 +1,97 @@
+// Task rows, their Jobs and worker processes, for the integration tests.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import type { V1Job } from '@kubernetes/client-node';
+import type { Config } from '../../src/config.ts';
+import type { Task } from '../../src/db/client.ts';
+import { TASK_ID_LABEL } from '../../src/task/job.ts';
+import type { Stack } from './stack.ts';
+import { waitFor } from './stack.ts';
+
+export const uniqueName = (base: string) => `${base}-${randomBytes(3).toString('hex')}`;
+
+/** KWOK knobs (scripts/stack/kwok-stages.yaml): how long the pod runs, and whether it fails. */
+export const runFor = (duration: string, outcome?: 'fail') => ({
+  annotations: { 'nightwatch.io/kwok-run-duration': duration, ...(outcome ? { 'nightwatch.io/kwok-outcome': outcome } : {}) },
+});
+
+export async function insertTask(
+  stack: Stack,
+  row: { name?: string; namespace?: string; info?: unknown; rawInfo?: string; userId?: string; status?: string },
+): Promise<Task> {
+  return stack.prisma.task.create({
+    data: {
+      name: row.name ?? uniqueName('task'),
+      namespace: row.namespace ?? 'default',
+      info: row.rawInfo ?? JSON.stringify(row.info ?? { image: 'alpine', command: ['true'], ...runFor('1s') }),
+      userId: row.userId ?? 'tester',
+      ...(row.status ? { status: row.status } : {}),
+    },
+  });
+}
+
+export async function waitForStatus(stack: Stack, id: bigint, statuses: string[], timeoutMs = 60_000): Promise<Task> {
+  return waitFor(
+    `task ${id} to reach ${statuses.join(' or ')}`,
+    async () => {
+      const row = await stack.prisma.task.findUniqueOrThrow({ where: { id } });
+      return statuses.includes(row.status) ? row : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+export async function jobsOfTask(stack: Stack, task: Pick<Task, 'id' | 'namespace'>): Promise<V1Job[]> {
+  const list = await stack.kube.batch.listNamespacedJob({ namespace: task.namespace, labelSelector: `${TASK_ID_LABEL}=${task.id}` });
+  return list.items;
+}
+
+export async function deleteJobsOf(stack: Stack, tasks: Pick<Task, 'id' | 'namespace' | 'name'>[]): Promise<void> {
+  await Promise.all(
+    tasks.map((t) =>
+      stack.kube.batch
+        .deleteNamespacedJob({ name: t.name, namespace: t.namespace, propagationPolicy: 'Background' })
+        .catch(() => undefined),
+    ),
+  );
+}
+
+const WORKER_ENTRY = fileURLToPath(new URL('../../src/worker.ts', import.meta.url));
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  output: () => string;
+  /** Resolves once the worker has printed its start-up line. */
+  ready: Promise<void>;
+  exited: Promise<number | null>;
+}
+
+/** `npm run worker` as a real separate process (node with tsx's loader, so a signal reaches the worker itself). */
+export function spawnWorker(config: Config, env: Record<string, string> = {}): WorkerProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', WORKER_ENTRY], {
+    env: {
+      ...process.env,
+      DATABASE_URL: config.DATABASE_URL,
+      TEMPORAL_ADDRESS: config.TEMPORAL_ADDRESS,
+      TEMPORAL_TASK_QUEUE: config.TEMPORAL_TASK_QUEUE,
+      WORKFLOW_ID_PREFIX: config.WORKFLOW_ID_PREFIX,
+      WORKFLOW_BUNDLE_PATH: config.WORKFLOW_BUNDLE_PATH ?? '',
+      KUBECONFIG: config.KUBECONFIG ?? '',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const ready = new Promise<void>((resolve, reject) => {
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('nightwatch worker: task queue')) resolve();
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.on('exit', (code) => reject(new Error(`worker exited with ${code} before it was ready:\n${out}`)));
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output: () => out, ready, exited };
+}
