@@ -1,0 +1,98 @@
+// `npm run worker` as real processes: killed mid-batch and replaced, and restarted after the
+// cadence was changed through the Temporal CLI.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Task } from '../../src/db/client.ts';
+import { scheduleId } from '../../src/schedules.ts';
+import { allWatchers } from '../../src/watchers/index.ts';
+import { connectStack, waitFor, type Stack } from '../support/stack.ts';
+import { deleteJobsOf, insertTask, jobsOfTask, runFor, spawnWorker, type WorkerProcess } from '../support/tasks.ts';
+
+const run = promisify(execFile);
+let stack: Stack;
+const workers: WorkerProcess[] = [];
+const tasks: Task[] = [];
+
+beforeAll(async () => {
+  stack = await connectStack();
+});
+afterAll(async () => {
+  for (const w of workers) w.child.kill('SIGKILL');
+  // The workers created this run's Schedules; they must not outlive it.
+  for (const w of allWatchers(stack.config)) {
+    await stack.client.schedule.getHandle(scheduleId(stack.config, w)).delete().catch(() => undefined);
+  }
+  await deleteJobsOf(stack, tasks);
+  await stack.close();
+});
+
+function worker(env: Record<string, string> = {}): WorkerProcess {
+  const w = spawnWorker(stack.config, { DISPATCH_INTERVAL: '2s', RECONCILE_INTERVAL: '1h', ...env });
+  workers.push(w);
+  return w;
+}
+
+describe('worker processes', () => {
+  it('loses nothing when a worker is SIGKILLed mid-batch: every task ends final with exactly one Job', async () => {
+    const first = worker();
+    await first.ready;
+    for (let i = 0; i < 20; i++) tasks.push(await insertTask(stack, { info: { image: 'alpine', ...runFor('4s') } }));
+    await waitFor(
+      'some tasks to be under way',
+      async () => {
+        const moving = await stack.prisma.task.count({ where: { id: { in: tasks.map((t) => t.id) }, status: { in: ['Pending', 'Running'] } } });
+        return moving >= 5 ? moving : undefined;
+      },
+      60_000,
+    );
+    first.child.kill('SIGKILL');
+    expect(await first.exited).toBeNull();
+
+    const second = worker();
+    await second.ready;
+    await waitFor(
+      'all 20 tasks to be final',
+      async () => {
+        const rows = await stack.prisma.task.findMany({ where: { id: { in: tasks.map((t) => t.id) } } });
+        return rows.every((r) => ['Succeeded', 'Failed', 'Cancelled'].includes(r.status)) ? rows : undefined;
+      },
+      150_000,
+      500,
+    ).then((rows) => expect(rows.map((r) => r.status)).toEqual(Array(20).fill('Succeeded')));
+    for (const t of tasks) expect(await jobsOfTask(stack, t), `Jobs of task ${t.id}`).toHaveLength(1);
+
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+  }, 240_000);
+
+  it('keeps a cadence changed with `temporal schedule update` across a worker restart', async () => {
+    const cli = process.env.NIGHTWATCH_TEMPORAL_CLI;
+    if (!cli) throw new Error('NIGHTWATCH_TEMPORAL_CLI is not set; export the stack settings: eval "$(npm run -s stack env)"');
+    const first = worker();
+    await first.ready;
+    const id = `${stack.config.WORKFLOW_ID_PREFIX}nightwatch-dispatch`;
+    const before = await stack.client.schedule.getHandle(id).describe();
+    expect(before.spec.intervals?.[0]?.every).toBe(2_000);
+
+    // The README's command. `schedule update` replaces the whole schedule, so the action is restated.
+    await run(cli, [
+      'schedule', 'update', '--address', stack.config.TEMPORAL_ADDRESS, '--namespace', stack.config.TEMPORAL_NAMESPACE,
+      '--schedule-id', id, '--interval', '45s', '--overlap-policy', 'Skip',
+      '--workflow-id', id, '--task-queue', stack.config.TEMPORAL_TASK_QUEUE, '--type', 'dispatchWorkflow',
+      '--input', JSON.stringify({ idPrefix: stack.config.WORKFLOW_ID_PREFIX, pageSize: stack.config.DISPATCH_PAGE_SIZE }),
+    ]);
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+
+    const second = worker();
+    await second.ready;
+    expect(second.output()).toContain(`kept: ${id}`);
+    const after = await stack.client.schedule.getHandle(id).describe();
+    expect(after.spec.intervals?.[0]?.every).toBe(45_000);
+    expect(after.policies.overlap).toBe('SKIP');
+    expect(after.action).toMatchObject({ type: 'startWorkflow', workflowType: 'dispatchWorkflow' });
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+  });
+});
