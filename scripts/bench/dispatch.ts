@@ -1,0 +1,97 @@
+// Benchmark: N tasks inserted at once on the local stack, default settings (Schedule every
+// DISPATCH_INTERVAL, default worker concurrency, KWOK pods that run 2 s). Prints the time
+// until the first Job exists and until every row is Succeeded, plus Kubernetes API requests
+// and database writes per task. Run with the stack up:
+//   eval "$(npm run -s stack env)"; npm exec -- tsx scripts/bench/dispatch.ts [tasks=200]
+// It uses a throwaway database, task queue and id prefix, and removes its Schedules and Jobs.
+import { randomBytes } from 'node:crypto';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import mariadb from 'mariadb';
+import { loadConfig } from '../../src/config.ts';
+import { connectionOptions, createPrisma } from '../../src/db/client.ts';
+import { migrate } from '../../src/db/migrate.ts';
+import { createKubeClients } from '../../src/kubernetes.ts';
+import { ensureSchedules, scheduleId } from '../../src/schedules.ts';
+import { connectTemporalClient } from '../../src/temporal.ts';
+import { allWatchers } from '../../src/watchers/index.ts';
+import { buildWorker, connectWorker } from '../../src/worker-setup.ts';
+import { createTestDatabase } from '../../test/support/database.ts';
+
+Runtime.install({ logger: new DefaultLogger('WARN') });
+const count = Number(process.argv[2] ?? 200);
+const tag = randomBytes(3).toString('hex');
+const db = await createTestDatabase();
+await migrate(db.url);
+const config = loadConfig({ ...process.env, DATABASE_URL: db.url, TEMPORAL_TASK_QUEUE: `bench-${tag}`, WORKFLOW_ID_PREFIX: `bench${tag}-` });
+
+/** Counts every call made through the Job API client: one call is one HTTP request. */
+let kubeRequests = 0;
+const kube = createKubeClients(config.KUBECONFIG);
+const batch = new Proxy(kube.batch, {
+  get(target, prop, receiver) {
+    const value = Reflect.get(target, prop, receiver);
+    return typeof value === 'function'
+      ? (...args: unknown[]) => {
+          kubeRequests++;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        }
+      : value;
+  },
+});
+
+const server = await mariadb.createConnection(connectionOptions(db.url));
+async function writes(): Promise<number> {
+  const rows: { Variable_name: string; Value: string }[] = await server.query(
+    "SHOW GLOBAL STATUS WHERE Variable_name IN ('Com_insert', 'Com_update', 'Com_delete')",
+  );
+  return rows.reduce((sum, r) => sum + Number(r.Value), 0);
+}
+
+const prisma = createPrisma(config.DATABASE_URL, config.DATABASE_POOL_SIZE);
+const client = await connectTemporalClient(config);
+const connection = await connectWorker(config);
+const worker = await buildWorker({ config, prisma, kube: { batch }, client, connection });
+const running = worker.run();
+await ensureSchedules(client, config);
+
+const writesBefore = await writes();
+const names = Array.from({ length: count }, (_, i) => `bench-${tag}-${i}`);
+const t0 = performance.now();
+await prisma.task.createMany({
+  data: names.map((name) => ({ name, namespace: 'default', userId: 'bench', info: JSON.stringify({ image: 'alpine', command: ['true'] }) })),
+});
+const inserted = await writes();
+
+let firstJobMs: number | null = null;
+for (;;) {
+  const counts = await prisma.task.groupBy({ by: ['status'], _count: true });
+  const by = Object.fromEntries(counts.map((c) => [c.status, c._count]));
+  if (firstJobMs === null && (by.Pending || by.Running || by.Succeeded)) firstJobMs = performance.now() - t0;
+  if ((by.Succeeded ?? 0) + (by.Failed ?? 0) === count) {
+    if (by.Failed) console.log(`warning: ${by.Failed} tasks failed`);
+    break;
+  }
+  await new Promise((r) => setTimeout(r, 200));
+}
+const allDoneMs = performance.now() - t0;
+const dbWrites = (await writes()) - writesBefore - (inserted - writesBefore);
+
+console.log(`tasks                              ${count}`);
+console.log(`dispatch interval                  ${config.DISPATCH_INTERVAL / 1000} s (first tick comes within one interval)`);
+console.log(`time to the first Job created      ${(firstJobMs! / 1000).toFixed(1)} s`);
+console.log(`time until all Succeeded           ${(allDoneMs / 1000).toFixed(1)} s`);
+console.log(`  after the first Job              ${((allDoneMs - firstJobMs!) / 1000).toFixed(1)} s`);
+console.log(`Kubernetes API requests per task   ${(kubeRequests / count).toFixed(2)} (${kubeRequests} in all)`);
+console.log(`database writes per task           ${(dbWrites / count).toFixed(2)} (${dbWrites} UPDATE/INSERT/DELETE statements after the insert)`);
+
+for (const w of allWatchers(config)) await client.schedule.getHandle(scheduleId(config, w)).delete();
+worker.shutdown();
+await running;
+await Promise.all(
+  names.map((name) => kube.batch.deleteNamespacedJob({ name, namespace: 'default', propagationPolicy: 'Background' }).catch(() => undefined)),
+);
+await connection.close();
+await client.connection.close();
+await prisma.$disconnect();
+await server.end();
+await db.drop();
