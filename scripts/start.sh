@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `npm start`: the whole system on the built-in local stack. Installs what is missing, builds
+# and starts the stack (Temporal + Web UI, Kubernetes with KWOK, MariaDB), migrates and seeds
+# the `nightwatch` database, then runs one worker and the API/web page in the foreground.
+# Ctrl-C stops the worker and the API; the stack keeps running (`npm run stack stop`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/ensure-deps.sh
+bash scripts/stack/stack.sh start
+eval "$(bash scripts/stack/stack.sh env)"
+# A local-only token for the demo user, unless the operator configured real ones.
+export API_TOKENS=${API_TOKENS:-dev-token:demo}
+npm run -s db:migrate
+npm run -s db:seed
+
+pids=()
+stop() { trap - INT TERM EXIT; kill -TERM "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true; }
+trap stop INT TERM EXIT
+npm run -s worker & pids+=($!)
+npm run -s api & pids+=($!)
+
+api="http://${API_HOST:-127.0.0.1}:${API_PORT:-8080}"
+for _ in $(seq 1 120); do curl -sf "$api/healthz" >/dev/null 2>&1 && break; sleep 0.5; done
+cat <<MSG
+
+nightwatch is running
+  web page          $api/   (token: ${API_TOKENS%%:*} for user ${API_TOKENS#*:} — local only)
+  HTTP API          $api/tasks
+  Temporal Web UI   $TEMPORAL_UI_URL
+  kubeconfig        $KUBECONFIG
+  Ctrl-C stops the worker and the API; \`npm run stack stop\` stops the stack.
+MSG
+wait -n "${pids[@]}"
