@@ -5,6 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh
+# The browser tests drive Debian's Chromium (test tools cannot download their own browser here).
+if ! command -v chromium >/dev/null; then
+  [ "$(id -u)" = 0 ] || { echo "[test] Chromium is missing: apt-get install chromium" >&2; exit 1; }
+  echo "[test] installing Debian's chromium for the browser tests…" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
+fi
 stack=scripts/stack/stack.sh
 if bash "$stack" status >/dev/null 2>&1; then
   started_here=0

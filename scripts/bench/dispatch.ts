@@ -63,10 +63,13 @@ await prisma.task.createMany({
 const inserted = await writes();
 
 let firstJobMs: number | null = null;
+let allJobsMs: number | null = null;
 for (;;) {
   const counts = await prisma.task.groupBy({ by: ['status'], _count: true });
   const by = Object.fromEntries(counts.map((c) => [c.status, c._count]));
-  if (firstJobMs === null && (by.Pending || by.Running || by.Succeeded)) firstJobMs = performance.now() - t0;
+  const created = (by.Pending ?? 0) + (by.Running ?? 0) + (by.Succeeded ?? 0) + (by.Failed ?? 0);
+  if (firstJobMs === null && created > 0) firstJobMs = performance.now() - t0;
+  if (allJobsMs === null && created === count) allJobsMs = performance.now() - t0;
   if ((by.Succeeded ?? 0) + (by.Failed ?? 0) === count) {
     if (by.Failed) console.log(`warning: ${by.Failed} tasks failed`);
     break;
@@ -79,6 +82,7 @@ const dbWrites = (await writes()) - writesBefore - (inserted - writesBefore);
 console.log(`tasks                              ${count}`);
 console.log(`dispatch interval                  ${config.DISPATCH_INTERVAL / 1000} s (first tick comes within one interval)`);
 console.log(`time to the first Job created      ${(firstJobMs! / 1000).toFixed(1)} s`);
+console.log(`time to all Jobs created           ${(allJobsMs! / 1000).toFixed(1)} s`);
 console.log(`time until all Succeeded           ${(allDoneMs / 1000).toFixed(1)} s`);
 console.log(`  after the first Job              ${((allDoneMs - firstJobMs!) / 1000).toFixed(1)} s`);
 console.log(`Kubernetes API requests per task   ${(kubeRequests / count).toFixed(2)} (${kubeRequests} in all)`);
