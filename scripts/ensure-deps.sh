@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the npm dependencies when node_modules is missing or out of date with
-# package-lock.json (npm ci), so `npm start` and `npm test` work on a fresh clone.
+# package-lock.json, so `npm start` and `npm test` work on a fresh clone. `npm install`
+# rather than `npm ci`: ci refuses a lock whose optional per-platform packages (@swc/core's
+# darwin and win32 builds) a registry mirror does not carry, while install skips them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${NIGHTWATCH_CACHE:-$HOME/.cache/nightwatch}
@@ -15,8 +17,8 @@ stub=$cache/prisma-schema-engine-stub
 printf '#!/bin/sh\necho "nightwatch: the Prisma schema engine is not installed; use npm run db:migrate" >&2\nexit 1\n' >"$stub"
 chmod +x "$stub"
 export PRISMA_SCHEMA_ENGINE_BINARY=$stub CHECKPOINT_DISABLE=1
-echo "[deps] npm ci…" >&2
+echo "[deps] npm install…" >&2
 t0=$SECONDS
-npm ci --no-audit --no-fund --loglevel=error
+npm install --no-audit --no-fund --loglevel=error
 touch node_modules/.package-lock.json
 echo "[deps] installed in $((SECONDS - t0)) s" >&2
