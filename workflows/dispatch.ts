@@ -26,6 +26,8 @@ export interface PageScanInput {
   afterId?: string;
   /** Totals carried across continue-as-new. */
   totals?: PageScanTotals;
+  /** Children one run may start before continuing as new (default and maximum MAX_CHILDREN_PER_RUN). */
+  maxChildrenPerRun?: number;
 }
 export interface PageScanTotals {
   started: number;
@@ -49,7 +51,8 @@ export async function scanPages(
   select: (tasks: TaskRef[]) => Promise<TaskRef[]> = async (t) => t,
 ): Promise<PageScanTotals> {
   const idPrefix = input.idPrefix ?? '';
-  const pageSize = Math.min(input.pageSize ?? DEFAULT_PAGE_SIZE, MAX_CHILDREN_PER_RUN);
+  const maxChildren = Math.min(input.maxChildrenPerRun ?? MAX_CHILDREN_PER_RUN, MAX_CHILDREN_PER_RUN);
+  const pageSize = Math.min(input.pageSize ?? DEFAULT_PAGE_SIZE, maxChildren);
   const totals = { ...(input.totals ?? { started: 0, alreadyRunning: 0 }) };
   let afterId = input.afterId ?? '0';
   let startedThisRun = 0;
@@ -62,7 +65,7 @@ export async function scanPages(
     startedThisRun += results.length;
     if (rows.length < pageSize) return totals;
     afterId = rows[rows.length - 1]!.id;
-    if (startedThisRun + pageSize > MAX_CHILDREN_PER_RUN || workflowInfo().continueAsNewSuggested) {
+    if (startedThisRun + pageSize > maxChildren || workflowInfo().continueAsNewSuggested) {
       await continueAsNew<typeof self>({ ...input, afterId, totals });
     }
   }

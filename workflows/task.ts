@@ -50,6 +50,8 @@ export interface TaskWorkflowInput {
   taskId: string;
   /** Set when the workflow continues as new while observing a Job. */
   observing?: { task: TaskRef; pollMs: number };
+  /** History length at which an observing workflow continues as new (default HISTORY_EVENTS_BEFORE_CONTINUE). */
+  continueAfterEvents?: number;
 }
 
 export interface TaskWorkflowResult {
@@ -110,8 +112,9 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
       }
       await condition(() => cancelReason !== null, pollMs);
       const info = workflowInfo();
-      if (cancelReason === null && (info.continueAsNewSuggested || info.historyLength > HISTORY_EVENTS_BEFORE_CONTINUE)) {
-        await continueAsNew<typeof taskWorkflow>({ taskId: task.id, observing: { task, pollMs } });
+      const limit = input.continueAfterEvents ?? HISTORY_EVENTS_BEFORE_CONTINUE;
+      if (cancelReason === null && (info.continueAsNewSuggested || info.historyLength > limit)) {
+        await continueAsNew<typeof taskWorkflow>({ ...input, taskId: task.id, observing: { task, pollMs } });
       }
     }
   }

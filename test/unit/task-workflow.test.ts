@@ -206,6 +206,21 @@ describe('taskWorkflow', () => {
     expect(w.row).toMatchObject({ status: 'Normal', attempt: 2 });
   });
 
+  it('continues as new while observing a long Job, and still ends with its outcome', async () => {
+    const w = newTask();
+    w.observations = [running('Running'), running('Running'), running('Succeeded')];
+    const handle = await client.workflow.start(taskWorkflow, {
+      taskQueue,
+      workflowId: `unit-task-${w.row!.id}`,
+      args: [{ taskId: w.row!.id, continueAfterEvents: 10 }],
+    });
+    expect((await handle.result()).status).toBe('Succeeded');
+    const first = await client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId).describe();
+    expect(first.status.name).toBe('CONTINUED_AS_NEW');
+    expect(w.calls.filter((c) => c === 'loadTask')).toHaveLength(1);
+    expect(w.calls.filter((c) => c === 'createJob')).toHaveLength(1);
+  }, 30_000);
+
   it('adopts the Job of a row already Running instead of creating one', async () => {
     const w = newTask();
     w.row!.status = 'Running';

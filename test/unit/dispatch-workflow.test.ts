@@ -1,0 +1,107 @@
+// dispatchWorkflow on a real Temporal dev server with stub activities: paging, bounded runs
+// (continue-as-new), and idempotent starts.
+import { randomBytes } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Activities, TaskRef } from '../../activities/index.ts';
+import { loadConfig } from '../../src/config.ts';
+import { temporalConnectionOptions } from '../../src/temporal.ts';
+import { taskWorkflowId } from '../../workflows/ids.ts';
+import { cancelSignal, dispatchWorkflow, taskWorkflow } from '../../workflows/index.ts';
+
+const config = loadConfig();
+const tag = randomBytes(3).toString('hex');
+const taskQueue = `dispatch-unit-${tag}`;
+const idPrefix = `u${tag}-`;
+
+const rows: TaskRef[] = Array.from({ length: 25 }, (_, i) => ({
+  id: String(1000 + i),
+  name: `t${i}`,
+  namespace: 'default',
+  userId: 'u',
+  status: 'Normal',
+  attempt: 1,
+}));
+/** The one task whose workflow stays up (its Job "runs" until cancelled). */
+const busyId = rows[0]!.id;
+const pagesRead: string[] = [];
+
+const stubs: Partial<Activities> = {
+  async listTasksInStatus({ afterId, limit }) {
+    pagesRead.push(afterId);
+    return rows.filter((r) => BigInt(r.id) > BigInt(afterId)).slice(0, limit);
+  },
+  // Every dispatched task but the busy one finds its row gone and ends at once.
+  async loadTask(id) {
+    return id === busyId ? { ...rows[0]!, status: 'Running', valid: false, reason: 'unused' } : null;
+  },
+  async observeJob() {
+    return { exists: true, owned: true, attempt: 1, status: 'Running' };
+  },
+  async deleteJob() {
+    return 'deleted';
+  },
+  async markStatus() {
+    return { updated: true };
+  },
+  async recordReason() {},
+};
+
+let client: Client;
+let worker: Worker;
+let run: Promise<void>;
+let native: NativeConnection;
+
+beforeAll(async () => {
+  client = new Client({ connection: await Connection.connect(temporalConnectionOptions(config)), namespace: config.TEMPORAL_NAMESPACE });
+  native = await NativeConnection.connect(temporalConnectionOptions(config));
+  worker = await Worker.create({
+    connection: native,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue,
+    workflowBundle: { codePath: inject('workflowBundlePath') },
+    activities: stubs,
+  });
+  run = worker.run();
+});
+afterAll(async () => {
+  worker?.shutdown();
+  await run;
+  await native?.close();
+  await client?.connection.close();
+});
+
+describe('dispatchWorkflow', () => {
+  it('starts one task workflow per row across pages, continuing as new before a run holds too many children, and skips a task already running', async () => {
+    const busy = await client.workflow.start(taskWorkflow, {
+      taskQueue,
+      workflowId: taskWorkflowId(busyId, idPrefix),
+      args: [{ taskId: busyId }],
+    });
+    const workflowId = `${idPrefix}dispatch`;
+    const handle = await client.workflow.start(dispatchWorkflow, {
+      taskQueue,
+      workflowId,
+      args: [{ idPrefix, pageSize: 5, maxChildrenPerRun: 10 }],
+    });
+    const totals = await handle.result();
+    expect(totals).toEqual({ started: 24, alreadyRunning: 1 });
+    // Pages resume where the previous run stopped: every row read once, oldest first.
+    expect(pagesRead).toEqual(['0', '1004', '1009', '1014', '1019', '1024']);
+
+    // The first run continued as new; none held more than maxChildrenPerRun children.
+    const first = await client.workflow.getHandle(workflowId, handle.firstExecutionRunId).describe();
+    expect(first.status.name).toBe('CONTINUED_AS_NEW');
+    const runs = [];
+    for await (const wf of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) runs.push(wf);
+    expect(runs.length).toBeGreaterThanOrEqual(3);
+
+    for (const row of rows.slice(1)) {
+      const d = await client.workflow.getHandle(taskWorkflowId(row.id, idPrefix)).describe();
+      expect(d.memo).toMatchObject({ taskName: row.name, namespace: 'default', userId: 'u' });
+    }
+    await busy.signal(cancelSignal);
+    expect((await busy.result()).status).toBe('Cancelled');
+  });
+});
