@@ -7,6 +7,8 @@ const serverUrl = process.env.TEST_DATABASE_SERVER_URL || 'mysql://root@127.0.0.
 
 export interface TestDatabase {
   url: string;
+  /** Run one statement in this database. */
+  query(sql: string): Promise<void>;
   drop(): Promise<void>;
 }
 
@@ -16,14 +18,18 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   await onServer(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => onServer(`DROP DATABASE IF EXISTS \`${name}\``) };
+  return {
+    url: url.toString(),
+    query: (sql) => onServer(`USE \`${name}\`; ${sql}`),
+    drop: () => onServer(`DROP DATABASE IF EXISTS \`${name}\``),
+  };
 }
 
 async function onServer(sql: string): Promise<void> {
   const { database: _, ...server } = connectionOptions(serverUrl);
   let conn: Connection;
   try {
-    conn = await mariadb.createConnection(server);
+    conn = await mariadb.createConnection({ ...server, multipleStatements: true });
   } catch (err) {
     const where = `${server.host}:${server.port}`;
     throw new Error(`cannot reach the test database server at ${where} (TEST_DATABASE_SERVER_URL): ${String(err)}`, { cause: err });

@@ -42,6 +42,7 @@ export async function waitForStatus(stack: Stack, id: bigint, statuses: string[]
   );
 }
 
+/** Every Job in the task's namespace labelled with its id (whatever its name). */
 export async function jobsOfTask(stack: Stack, task: Pick<Task, 'id' | 'namespace'>): Promise<V1Job[]> {
   const list = await stack.kube.batch.listNamespacedJob({ namespace: task.namespace, labelSelector: `${TASK_ID_LABEL}=${task.id}` });
   return list.items;
