@@ -56,7 +56,8 @@ interface LocalMigration {
   checksum: string;
 }
 
-interface MigrationRow {
+/** A row of `_prisma_migrations`, as Prisma Migrate writes it. */
+export interface MigrationRow {
   id: string;
   checksum: string;
   finished_at: string | null;
@@ -64,6 +65,7 @@ interface MigrationRow {
   logs: string | null;
   rolled_back_at: string | null;
   started_at: string;
+  applied_steps_count: number;
 }
 
 export async function migrate(databaseUrl: string, migrationsDir = 'prisma/migrations'): Promise<MigrateResult> {

@@ -7,7 +7,7 @@ import mariadb from 'mariadb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { seedDemoTasks } from '../../prisma/seed.ts';
 import { connectionOptions, createPrisma, type PrismaClient } from '../../src/db/client.ts';
-import { MigrationError, migrate } from '../../src/db/migrate.ts';
+import { MigrationError, migrate, type MigrationRow } from '../../src/db/migrate.ts';
 import { Prisma } from '../../src/generated/prisma/client.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
@@ -46,16 +46,6 @@ async function sql<T = Record<string, unknown>>(url: string, query: string, valu
   }
 }
 
-interface MigrationRow {
-  id: string;
-  checksum: string;
-  finished_at: string | null;
-  migration_name: string;
-  logs: string | null;
-  rolled_back_at: string | null;
-  started_at: string;
-  applied_steps_count: number;
-}
 
 const migrationRows = (url: string) =>
   sql<MigrationRow>(url, 'SELECT * FROM _prisma_migrations ORDER BY started_at, migration_name');

@@ -1,19 +1,14 @@
 // dispatchWorkflow on a real Temporal dev server with stub activities: paging, bounded runs
 // (continue-as-new), and idempotent starts.
 import { randomBytes } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Client } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities, TaskRef } from '../../activities/index.ts';
-import { loadConfig } from '../../src/config.ts';
-import { temporalConnectionOptions } from '../../src/temporal.ts';
 import { taskWorkflowId } from '../../workflows/ids.ts';
 import { cancelSignal, dispatchWorkflow, taskWorkflow } from '../../workflows/index.ts';
+import { startStubWorker, type StubWorker } from '../support/stub-worker.ts';
 
-const config = loadConfig();
-const tag = randomBytes(3).toString('hex');
-const taskQueue = `dispatch-unit-${tag}`;
-const idPrefix = `u${tag}-`;
+const idPrefix = `u${randomBytes(3).toString('hex')}-`;
 
 const rows: TaskRef[] = Array.from({ length: 25 }, (_, i) => ({
   id: String(1000 + i),
@@ -48,29 +43,15 @@ const stubs: Partial<Activities> = {
   async recordReason() {},
 };
 
+let stub: StubWorker;
 let client: Client;
-let worker: Worker;
-let run: Promise<void>;
-let native: NativeConnection;
+let taskQueue: string;
 
 beforeAll(async () => {
-  client = new Client({ connection: await Connection.connect(temporalConnectionOptions(config)), namespace: config.TEMPORAL_NAMESPACE });
-  native = await NativeConnection.connect(temporalConnectionOptions(config));
-  worker = await Worker.create({
-    connection: native,
-    namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue,
-    workflowBundle: { codePath: inject('workflowBundlePath') },
-    activities: stubs,
-  });
-  run = worker.run();
+  stub = await startStubWorker('dispatch-unit', stubs);
+  ({ client, taskQueue } = stub);
 });
-afterAll(async () => {
-  worker?.shutdown();
-  await run;
-  await native?.close();
-  await client?.connection.close();
-});
+afterAll(() => stub?.close());
 
 describe('dispatchWorkflow', () => {
   it('starts one task workflow per row across pages, continuing as new before a run holds too many children, and skips a task already running', async () => {

@@ -1,19 +1,12 @@
 // taskWorkflow on a real Temporal dev server with stub activities: an in-memory row and a
 // scripted cluster, so faults (outages, rejections, a deleted row) can be injected on purpose.
+import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
 import type { Activities, JobObservation, TaskRef } from '../../activities/index.ts';
-import { loadConfig } from '../../src/config.ts';
 import { statusesBefore, type TaskStatus } from '../../src/task-status.ts';
-import { temporalConnectionOptions } from '../../src/temporal.ts';
 import { cancelSignal, taskWorkflow } from '../../workflows/task.ts';
-
-const config = loadConfig();
-const taskQueue = `task-workflow-unit-${randomBytes(3).toString('hex')}`;
+import { startStubWorker, type StubWorker } from '../support/stub-worker.ts';
 
 /** One task's world: its row, the Job the stub cluster reports, and every call made. */
 class World {
@@ -85,32 +78,15 @@ const stubs: Partial<Activities> = {
   },
 };
 
+let stub: StubWorker;
 let client: Client;
-let worker: Worker;
-let run: Promise<void>;
-let nativeConnection: NativeConnection;
+let taskQueue: string;
 
 beforeAll(async () => {
-  void inject; // the stack check in global-setup guarantees the dev server is up
-  const connection = await Connection.connect(temporalConnectionOptions(config));
-  client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
-  nativeConnection = await NativeConnection.connect(temporalConnectionOptions(config));
-  worker = await Worker.create({
-    connection: nativeConnection,
-    namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue,
-    workflowBundle: { codePath: inject('workflowBundlePath') },
-    activities: stubs,
-  });
-  run = worker.run();
+  stub = await startStubWorker('task-workflow-unit', stubs);
+  ({ client, taskQueue } = stub);
 });
-
-afterAll(async () => {
-  worker?.shutdown();
-  await run;
-  await nativeConnection?.close();
-  await client?.connection.close();
-});
+afterAll(() => stub?.close());
 
 let next = 0;
 function newTask(info?: string): World {
