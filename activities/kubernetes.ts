@@ -61,11 +61,12 @@ export function createKubernetesActivities({ batch }: Pick<KubeClients, 'batch'>
     try {
       // Background propagation: the garbage collector removes the pods too. The uid
       // precondition makes sure only the Job we looked at is deleted, never a newer one.
+      // Both go in the body: with a body present the API server ignores the query parameter,
+      // and a Job's default policy orphans its pods.
       await batch.deleteNamespacedJob({
         name: ref.name,
         namespace: ref.namespace,
-        propagationPolicy: 'Background',
-        body: { preconditions: { uid: job.metadata?.uid } },
+        body: { propagationPolicy: 'Background', preconditions: { uid: job.metadata?.uid } },
       });
     } catch (err) {
       if (isNotFound(err) || (err instanceof ApiException && err.code === 409)) return;

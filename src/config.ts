@@ -55,6 +55,7 @@ const schema = z.object({
   API_PORT: int(0, 65535).default(8080),
   /** `token:user,token:user`; each API token is bound to one user id. */
   API_TOKENS: z.string().default(''),
+  API_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Namespaces tasks may target; `*` allows any. */
   ALLOWED_NAMESPACES: list.default(['default', 'demo']),
 });

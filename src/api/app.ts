@@ -1,0 +1,68 @@
+// The HTTP API and web page as one fastify instance, built from injected clients so tests and the
+// benchmark build exactly what `npm run api` serves, against any stack.
+//   /healthz /readyz      probes, no token          (health.ts)
+//   /  /app.js /style.css the web page, no token     (page.ts)
+//   /me /tasks…           the task API, bearer token (tasks.ts)
+import type { Client } from '@temporalio/client';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Config } from '../config.ts';
+import type { PrismaClient } from '../db/client.ts';
+import { MAX_INFO_BYTES } from '../task/info.ts';
+import { authenticator, parseApiTokens } from './auth.ts';
+import { ApiError, installErrorHandlers } from './errors.ts';
+import { healthRoutes } from './health.ts';
+import { pageRoutes } from './page.ts';
+import { taskRoutes } from './tasks.ts';
+
+export interface ApiDeps {
+  config: Config;
+  prisma: PrismaClient;
+  client: Client;
+}
+
+/** A full info plus name, namespace and generous formatting; submission.ts holds info itself to MAX_INFO_BYTES. */
+export const MAX_BODY_BYTES = MAX_INFO_BYTES + 4 * 1024;
+
+export function buildApp(deps: ApiDeps, options: { logger?: FastifyServerOptions['logger'] } = {}): FastifyInstance {
+  const users = parseApiTokens(deps.config.API_TOKENS);
+  const app = Fastify({ logger: options.logger ?? false, bodyLimit: MAX_BODY_BYTES });
+  installErrorHandlers(app, MAX_BODY_BYTES);
+
+  // JSON only: a text/plain body would otherwise reach the handlers as a string.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, text, done) => {
+    try {
+      done(null, parseJsonBody(text as string));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+
+  healthRoutes(app, deps);
+  pageRoutes(app);
+  // An encapsulated scope: the token check applies to these routes only.
+  app.register(async (api) => {
+    api.decorateRequest('userId', '');
+    api.addHook('onRequest', authenticator(users));
+    taskRoutes(api, deps);
+  });
+  return app;
+}
+
+/** An empty body counts as none (the action routes take an optional body); anything else must be valid JSON. */
+function parseJsonBody(text: string): unknown {
+  if (text.trim() === '') return undefined;
+  let protoKey = false;
+  let value: unknown;
+  try {
+    value = JSON.parse(text, (key, v: unknown) => {
+      // JSON.parse keeps "__proto__" as a plain key, but code copying objects could turn it into a prototype.
+      if (key === '__proto__') protoKey = true;
+      return v;
+    });
+  } catch (err) {
+    throw new ApiError(400, 'invalid_json', `the request body is not valid JSON (${(err as Error).message}): fix the syntax`);
+  }
+  if (protoKey) throw new ApiError(400, 'invalid_json', 'the request body uses the key "__proto__", which is not allowed anywhere: remove or rename it');
+  return value;
+}

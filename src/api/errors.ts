@@ -1,0 +1,89 @@
+// One error shape for every failed request, so clients (and the web page) handle errors in one place:
+//   { "error": { "code": "validation_failed", "message": "…", "fields": [{ "field": "info.image", "message": "…" }] } }
+// `message` says what happened, to what, and what to do; `fields` points at the body fields to fix.
+import type { FastifyError, FastifyInstance } from 'fastify';
+
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
+export interface ErrorBody {
+  error: { code: string; message: string; fields?: FieldProblem[] };
+}
+
+/** Thrown by route handlers; the error handler turns it into the response. */
+export class ApiError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    readonly fields?: FieldProblem[],
+  ) {
+    super(message);
+  }
+}
+
+export function errorBody(code: string, message: string, fields?: FieldProblem[]): ErrorBody {
+  return { error: { code, message, ...(fields && fields.length > 0 ? { fields } : {}) } };
+}
+
+export function formatKiB(bytes: number): string {
+  const kib = bytes / 1024;
+  return `${Number.isInteger(kib) ? kib : kib.toFixed(1)} KiB`;
+}
+
+/** Fastify's own errors (body parsing happens before any handler runs), reworded for people. */
+function fastifyErrorBody(err: FastifyError, bodyLimit: number): { status: number; body: ErrorBody } | null {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return {
+        status: 413,
+        body: errorBody(
+          'body_too_large',
+          `the request body is larger than ${formatKiB(bodyLimit)}, the most this API accepts: ` +
+            'keep large inputs out of the task (bake them into the image or pass a URL in args)',
+        ),
+      };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return {
+        status: 415,
+        body: errorBody('unsupported_media_type', 'the request body must be JSON: send it with the header Content-Type: application/json'),
+      };
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return {
+        status: 400,
+        body: errorBody('bad_request', 'the request body is shorter or longer than its Content-Length header says: send the body whole'),
+      };
+    default:
+      return null;
+  }
+}
+
+export function installErrorHandlers(app: FastifyInstance, bodyLimit: number): void {
+  app.setErrorHandler<FastifyError | ApiError>((err, request, reply) => {
+    if (err instanceof ApiError) {
+      return reply.code(err.statusCode).send(errorBody(err.code, err.message, err.fields));
+    }
+    const known = fastifyErrorBody(err, bodyLimit);
+    if (known) return reply.code(known.status).send(known.body);
+    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+      return reply.code(err.statusCode).send(errorBody('bad_request', err.message));
+    }
+    request.log.error({ err }, 'request failed');
+    return reply
+      .code(500)
+      .send(
+        errorBody(
+          'internal',
+          `internal error while handling ${request.method} ${request.url}; it is logged on the API server with request id ${request.id}: try again, and report it if it persists`,
+        ),
+      );
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .code(404)
+      .send(errorBody('not_found', `there is no route ${request.method} ${request.url.split('?')[0]}; the routes are listed in README.md (HTTP API)`)),
+  );
+}

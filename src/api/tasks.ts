@@ -1,0 +1,246 @@
+// The task routes. Every route acts as the token's user and sees only that user's tasks: another
+// user's task answers 404, exactly like one that does not exist, so ids reveal nothing.
+// Rows are written here (insert, retry); statuses are moved only by the task's workflow.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Task } from '../db/client.ts';
+import { Prisma } from '../generated/prisma/client.ts';
+import { FINAL_STATUSES, isFinal, TaskStatus } from '../task-status.ts';
+import { workflowUrl } from '../temporal.ts';
+import { taskWorkflowId } from '../../workflows/ids.ts';
+import type { ApiDeps } from './app.ts';
+import { signalCancel, startTaskWorkflow } from './dispatch.ts';
+import { ApiError, type FieldProblem } from './errors.ts';
+import { namespaceAllowed, validateSubmission } from './submission.ts';
+
+const DEFAULT_PAGE_SIZE = 50;
+const MAX_PAGE_SIZE = 200;
+/** The reason column is TEXT, but a reason is a sentence for people, not a document. */
+const MAX_CANCEL_REASON_CHARS = 1_000;
+/** BIGINT UNSIGNED */
+const MAX_TASK_ID = 2n ** 64n - 1n;
+
+/**
+ * A task as the API shows it: ids as strings (JSON has no 64-bit integers), a link to its workflow,
+ * and `info` when the row was read with it.
+ */
+function taskView(deps: ApiDeps, row: Omit<Task, 'info'> & { info?: string }) {
+  const id = row.id.toString();
+  const workflowId = taskWorkflowId(id, deps.config.WORKFLOW_ID_PREFIX);
+  return {
+    id,
+    name: row.name,
+    namespace: row.namespace,
+    status: row.status,
+    reason: row.reason,
+    attempt: row.attempt,
+    userId: row.userId,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+    startedAt: row.startedAt,
+    finishedAt: row.finishedAt,
+    workflowId,
+    workflowUrl: workflowUrl(deps.config, workflowId),
+    ...(row.info !== undefined ? { info: infoValue(row.info) } : {}),
+  };
+}
+
+/** The stored info as JSON; a row written elsewhere with malformed info shows its raw text instead. */
+function infoValue(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function summary(what: string, problems: FieldProblem[]): string {
+  return `${what}: ${problems.map((p) => p.message).join('; ')}`;
+}
+
+function parseTaskId(raw: string): bigint {
+  const id = /^\d{1,20}$/.test(raw) ? BigInt(raw) : null;
+  if (id === null || id === 0n || id > MAX_TASK_ID) {
+    throw new ApiError(400, 'invalid_task_id', `task id must be a whole number like 42, not ${JSON.stringify(raw.slice(0, 40))}`);
+  }
+  return id;
+}
+
+interface ListQuery {
+  status?: TaskStatus;
+  namespace?: string;
+  limit: number;
+  cursor?: bigint;
+}
+
+const STATUSES = Object.values(TaskStatus);
+const LIST_PARAMS = ['status', 'namespace', 'limit', 'cursor'];
+
+function parseListQuery(query: Record<string, unknown>): ListQuery {
+  const problems: FieldProblem[] = [];
+  const one = (key: string): string | undefined => {
+    const value = query[key];
+    if (Array.isArray(value)) {
+      problems.push({ field: key, message: `${key} is given ${value.length} times; give it once` });
+      return undefined;
+    }
+    return typeof value === 'string' ? value : undefined;
+  };
+  for (const key of Object.keys(query)) {
+    if (!LIST_PARAMS.includes(key)) problems.push({ field: key, message: `${key} is not a known query parameter: remove it; GET /tasks accepts ${LIST_PARAMS.join(', ')}` });
+  }
+  const result: ListQuery = { limit: DEFAULT_PAGE_SIZE };
+  const status = one('status');
+  if (status !== undefined) {
+    if ((STATUSES as string[]).includes(status)) result.status = status as TaskStatus;
+    else problems.push({ field: 'status', message: `status must be one of ${STATUSES.join(', ')}, not ${JSON.stringify(status.slice(0, 40))}` });
+  }
+  const namespace = one('namespace');
+  if (namespace !== undefined && namespace !== '') result.namespace = namespace;
+  const limit = one('limit');
+  if (limit !== undefined) {
+    const n = /^\d{1,4}$/.test(limit) ? Number(limit) : NaN;
+    if (n >= 1 && n <= MAX_PAGE_SIZE) result.limit = n;
+    else problems.push({ field: 'limit', message: `limit must be a whole number from 1 to ${MAX_PAGE_SIZE}, not ${JSON.stringify(limit.slice(0, 40))}` });
+  }
+  const cursor = one('cursor');
+  if (cursor !== undefined && cursor !== '') {
+    if (/^\d{1,20}$/.test(cursor)) result.cursor = BigInt(cursor);
+    else problems.push({ field: 'cursor', message: 'cursor must be the nextCursor of an earlier page, unchanged' });
+  }
+  if (problems.length > 0) throw new ApiError(400, 'invalid_query', summary('tasks not listed', problems), problems);
+  return result;
+}
+
+function parseCancelBody(body: unknown, taskId: bigint): string | undefined {
+  if (body === undefined) return undefined;
+  const what = `task ${taskId} not cancelled`;
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new ApiError(400, 'validation_failed', `${what}: the body must be a JSON object like {"reason": "no longer needed"}, or absent`);
+  }
+  const problems: FieldProblem[] = [];
+  for (const key of Object.keys(body)) {
+    if (key !== 'reason') problems.push({ field: key, message: `${key} is not a known field: remove it; the body accepts reason` });
+  }
+  const { reason } = body as { reason?: unknown };
+  if (reason !== undefined && typeof reason !== 'string') problems.push({ field: 'reason', message: 'reason must be a string, for example "no longer needed"' });
+  else if (typeof reason === 'string' && reason.length > MAX_CANCEL_REASON_CHARS) {
+    problems.push({ field: 'reason', message: `reason is ${reason.length} characters long; at most ${MAX_CANCEL_REASON_CHARS} are allowed` });
+  }
+  if (problems.length > 0) throw new ApiError(400, 'validation_failed', summary(what, problems), problems);
+  return reason as string | undefined;
+}
+
+function expectNoBody(body: unknown, what: string): void {
+  if (body === undefined) return;
+  if (body !== null && typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0) return;
+  throw new ApiError(400, 'validation_failed', `${what}: this route takes no body; send none, or {}`);
+}
+
+export function taskRoutes(app: FastifyInstance, deps: ApiDeps): void {
+  const { prisma, config } = deps;
+
+  async function ownTask(request: FastifyRequest<{ Params: { id: string } }>): Promise<Task> {
+    const id = parseTaskId(request.params.id);
+    const task = await prisma.task.findFirst({ where: { id, userId: request.userId } });
+    if (!task) throw new ApiError(404, 'task_not_found', `task ${id} not found among your tasks; list them with GET /tasks`);
+    return task;
+  }
+
+  app.get('/me', async (request) => ({ userId: request.userId, allowedNamespaces: config.ALLOWED_NAMESPACES }));
+
+  app.post('/tasks', async (request, reply) => {
+    const result = validateSubmission(request.body);
+    if (!result.ok) {
+      const code = result.status === 413 ? 'info_too_large' : 'validation_failed';
+      throw new ApiError(result.status, code, summary('task not created', result.problems), result.problems);
+    }
+    const { name, namespace, infoText } = result.submission;
+    if (!namespaceAllowed(config.ALLOWED_NAMESPACES, namespace)) {
+      const message = `namespace '${namespace}' is not open to tasks on this server: use one of ${config.ALLOWED_NAMESPACES.join(', ')} (the operator sets ALLOWED_NAMESPACES)`;
+      throw new ApiError(403, 'namespace_not_allowed', `task not created: ${message}`, [{ field: 'namespace', message }]);
+    }
+    let task: Task;
+    try {
+      task = await prisma.task.create({ data: { name, namespace, info: infoText, status: TaskStatus.Normal, userId: request.userId } });
+    } catch (err) {
+      if (err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002') {
+        const message = `a task named '${name}' already exists in namespace '${namespace}' (the name becomes the Job name, unique per namespace): choose another name, or retry that task`;
+        throw new ApiError(409, 'task_exists', `task not created: ${message}`, [{ field: 'name', message }]);
+      }
+      throw err;
+    }
+    try {
+      await startTaskWorkflow(deps, task);
+    } catch (err) {
+      // The row is safe in status Normal: the dispatcher's next tick starts its workflow.
+      request.log.warn({ err, taskId: task.id.toString() }, 'could not start the task workflow at once; the dispatcher will start it');
+    }
+    return reply.code(201).send(taskView(deps, task));
+  });
+
+  app.get('/tasks', async (request) => {
+    const query = parseListQuery(request.query as Record<string, unknown>);
+    const rows = await prisma.task.findMany({
+      where: {
+        userId: request.userId,
+        ...(query.status ? { status: query.status } : {}),
+        ...(query.namespace ? { namespace: query.namespace } : {}),
+        ...(query.cursor !== undefined ? { id: { lt: query.cursor } } : {}),
+      },
+      orderBy: { id: 'desc' },
+      // One more than asked tells whether another page follows, without a count query.
+      take: query.limit + 1,
+      // info can be 64 KiB a row and the page polls this list; GET /tasks/:id has it.
+      omit: { info: true },
+    });
+    const page = rows.slice(0, query.limit);
+    return {
+      tasks: page.map((row) => taskView(deps, row)),
+      nextCursor: rows.length > query.limit ? page[page.length - 1]!.id.toString() : null,
+    };
+  });
+
+  app.get<{ Params: { id: string } }>('/tasks/:id', async (request) => taskView(deps, await ownTask(request)));
+
+  app.post<{ Params: { id: string } }>('/tasks/:id/cancel', async (request, reply) => {
+    const task = await ownTask(request);
+    const reason = parseCancelBody(request.body, task.id);
+    if (isFinal(task.status)) {
+      throw new ApiError(409, 'task_final', `task ${task.id} is already ${task.status}, so there is nothing to cancel; retry it to run it again`);
+    }
+    try {
+      await signalCancel(deps, task, reason);
+    } catch (err) {
+      request.log.error({ err, taskId: task.id.toString() }, 'could not signal cancel');
+      throw new ApiError(503, 'temporal_unavailable', `task ${task.id} not cancelled: Temporal at ${config.TEMPORAL_ADDRESS} did not take the request; try again shortly`);
+    }
+    return reply.code(202).send(taskView(deps, task));
+  });
+
+  app.post<{ Params: { id: string } }>('/tasks/:id/retry', async (request, reply) => {
+    const task = await ownTask(request);
+    expectNoBody(request.body, `task ${task.id} not retried`);
+    if (!isFinal(task.status)) {
+      throw new ApiError(
+        409,
+        'task_not_final',
+        `task ${task.id} is ${task.status}, not finished: only a finished task (${FINAL_STATUSES.join(', ')}) can be retried; cancel it first to stop it`,
+      );
+    }
+    // Conditional on the status and attempt just read, so two retries at once make one new attempt.
+    const { count } = await prisma.task.updateMany({
+      where: { id: task.id, userId: request.userId, attempt: task.attempt, status: { in: [...FINAL_STATUSES] } },
+      data: { status: TaskStatus.Normal, attempt: task.attempt + 1, reason: null, startedAt: null, finishedAt: null },
+    });
+    if (count === 0) {
+      throw new ApiError(409, 'task_changed', `task ${task.id} changed while it was being retried (another retry?); read it again with GET /tasks/${task.id}`);
+    }
+    const retried = await ownTask(request);
+    try {
+      await startTaskWorkflow(deps, retried, { afterFinalRun: true });
+    } catch (err) {
+      request.log.warn({ err, taskId: task.id.toString() }, 'could not start the retried task workflow at once; the dispatcher will start it');
+    }
+    return reply.code(202).send(taskView(deps, retried));
+  });
+}
