@@ -13,11 +13,14 @@ export API_TOKENS=${API_TOKENS:-dev-token:demo}
 npm run -s db:migrate
 npm run -s db:seed
 
+# Node itself, not `npm run`: npm does not pass SIGTERM on, and both processes shut down
+# gracefully on it (in-flight activities and requests finish).
+node=node_modules/.bin/node
 pids=()
 stop() { trap - INT TERM EXIT; kill -TERM "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true; }
 trap stop INT TERM EXIT
-npm run -s worker & pids+=($!)
-npm run -s api & pids+=($!)
+"$node" --import tsx src/worker.ts & pids+=($!)
+"$node" --import tsx src/api/server.ts & pids+=($!)
 
 api="http://${API_HOST:-127.0.0.1}:${API_PORT:-8080}"
 for _ in $(seq 1 120); do curl -sf "$api/healthz" >/dev/null 2>&1 && break; sleep 0.5; done

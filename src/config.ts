@@ -38,7 +38,7 @@ const schema = z.object({
     .string()
     .regex(/^[A-Za-z0-9._-]*$/, 'letters, digits, dot, dash and underscore only')
     .default(''),
-  /** A workflow bundle prebuilt by `npm run build:workflows`; unset means bundle at start-up. */
+  /** A workflow bundle prebuilt by `npm run build:workflows` (lib/workflow-bundle.js); unset means bundle at start-up. */
   WORKFLOW_BUNDLE_PATH: z.string().optional(),
 
   /** Path to a kubeconfig; unset means ~/.kube/config or the in-cluster service account. */

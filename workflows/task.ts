@@ -19,8 +19,12 @@ import {
 import type { Activities, JobObservation, TaskRef } from '../activities/index.ts';
 import { isFinal, statusesBefore, TaskStatus } from '../src/task-status.ts';
 
-/** Short Jobs should be seen finishing within a second or two; long ones cost one poll per half minute. */
+/**
+ * Polls start at 1 s and grow by half each time nothing changed, so a Job is seen finishing
+ * within about a third of its age (a 3 s Job at ~4 s), and a long one costs one poll per 30 s.
+ */
 const POLL_INITIAL_MS = 1_000;
+const POLL_GROWTH = 1.5;
 const POLL_MAX_MS = 30_000;
 /** Cluster or network outages: retried forever, the row showing the error, at most every 5 minutes. */
 const RETRY_INITIAL_MS = 2_000;
@@ -112,7 +116,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
         if (isFinal(task.status)) return { status: task.status, reason: job.reason ?? null };
         pollMs = POLL_INITIAL_MS;
       } else {
-        pollMs = Math.min(pollMs * 2, POLL_MAX_MS);
+        pollMs = Math.min(Math.round(pollMs * POLL_GROWTH), POLL_MAX_MS);
       }
       await condition(() => cancelReason !== null, pollMs);
       const info = workflowInfo();

@@ -4,8 +4,6 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Task } from '../../src/db/client.ts';
-import { scheduleId } from '../../src/schedules.ts';
-import { allWatchers } from '../../src/watchers/index.ts';
 import { connectStack, waitFor, type Stack } from '../support/stack.ts';
 import { deleteJobsOf, insertTask, jobsOfTask, runFor, spawnWorker, type WorkerProcess } from '../support/tasks.ts';
 
@@ -19,10 +17,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const w of workers) w.child.kill('SIGKILL');
-  // The workers created this run's Schedules; they must not outlive it.
-  for (const w of allWatchers(stack.config)) {
-    await stack.client.schedule.getHandle(scheduleId(stack.config, w)).delete().catch(() => undefined);
-  }
   await deleteJobsOf(stack, tasks);
   await stack.close();
 });

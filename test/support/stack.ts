@@ -8,7 +8,9 @@ import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { createPrisma, type PrismaClient } from '../../src/db/client.ts';
 import { createKubeClients, type KubeClients } from '../../src/kubernetes.ts';
+import { scheduleId } from '../../src/schedules.ts';
 import { temporalConnectionOptions } from '../../src/temporal.ts';
+import { allWatchers } from '../../src/watchers/index.ts';
 import { buildWorker, connectWorker } from '../../src/worker-setup.ts';
 
 export function testConfig(env: Record<string, string> = {}): Config {
@@ -41,7 +43,15 @@ export async function connectStack(config: Config = testConfig()): Promise<Stack
     prisma,
     kube,
     client,
+    /** Leaves nothing of this run in Temporal: its Schedules, and workflows still running on its queue. */
     async close() {
+      for (const w of allWatchers(config)) {
+        await client.schedule.getHandle(scheduleId(config, w)).delete().catch(() => undefined);
+      }
+      const query = `TaskQueue = '${config.TEMPORAL_TASK_QUEUE}' AND ExecutionStatus = 'Running'`;
+      for await (const wf of client.workflow.list({ query })) {
+        await client.workflow.getHandle(wf.workflowId, wf.runId).terminate('test run finished').catch(() => undefined);
+      }
       await connection.close();
       await prisma.$disconnect();
     },
