@@ -10,6 +10,7 @@ import { buildApp } from '../../src/api/app.ts';
 import { workflowUrl } from '../../src/temporal.ts';
 import { taskWorkflowId } from '../../workflows/ids.ts';
 import { connectStack, startWorker, testConfig, waitFor, type RunningWorker, type Stack } from '../support/stack.ts';
+import { deleteJobsOf } from '../support/tasks.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = '/tmp/nightwatch-page.png';
@@ -48,13 +49,7 @@ afterAll(async () => {
   await browser?.close();
   await app?.close();
   await worker?.stop();
-  await Promise.all(
-    jobNames.flatMap((name) => [
-      stack.kube.batch.deleteNamespacedJob({ name, namespace: NAMESPACE, propagationPolicy: 'Background' }).catch(() => undefined),
-      // Pods a failed run may have left without their Job.
-      stack.kube.core.deleteCollectionNamespacedPod({ namespace: NAMESPACE, labelSelector: `job-name=${name}` }).catch(() => undefined),
-    ]),
-  );
+  await deleteJobsOf(stack, jobNames.map((name) => ({ name, namespace: NAMESPACE })));
   await stack?.close();
 });
 

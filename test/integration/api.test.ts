@@ -15,6 +15,7 @@ import { workflowUrl } from '../../src/temporal.ts';
 import { dispatchWatcher } from '../../src/watchers/dispatch.ts';
 import { taskWorkflowId } from '../../workflows/ids.ts';
 import { connectStack, startWorker, testConfig, waitFor, type RunningWorker, type Stack } from '../support/stack.ts';
+import { deleteJobsOf } from '../support/tasks.ts';
 
 const tag = randomBytes(3).toString('hex');
 const ALICE = { user: `alice-${tag}`, token: `alice-token-${tag}` };
@@ -40,13 +41,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await app?.close();
   await worker?.stop();
-  await Promise.all(
-    jobNames.flatMap((name) => [
-      stack.kube.batch.deleteNamespacedJob({ name, namespace: NAMESPACE, propagationPolicy: 'Background' }).catch(() => undefined),
-      // Pods a failed run may have left without their Job.
-      stack.kube.core.deleteCollectionNamespacedPod({ namespace: NAMESPACE, labelSelector: `job-name=${name}` }).catch(() => undefined),
-    ]),
-  );
+  await deleteJobsOf(stack, jobNames.map((name) => ({ name, namespace: NAMESPACE })));
   await stack?.close();
 });
 

@@ -50,8 +50,8 @@ describe('dispatch', () => {
   it('runs the classic demo tasks to Succeeded, with exactly one labelled Job each', async () => {
     // Demo tasks have fixed names: clear Jobs an earlier run or `npm start` left behind.
     await deleteJobsOf(stack, [
-      { id: 0n, name: 'demo-task-1', namespace: 'default' },
-      { id: 0n, name: 'demo-task-2', namespace: 'demo' },
+      { name: 'demo-task-1', namespace: 'default' },
+      { name: 'demo-task-2', namespace: 'demo' },
     ]);
     await waitFor('old demo Jobs to be gone', async () => {
       const left = await stack.kube.batch.listJobForAllNamespaces({ fieldSelector: 'metadata.name in (demo-task-1,demo-task-2)' }).catch(() => null);

@@ -48,7 +48,8 @@ export async function jobsOfTask(stack: Stack, task: Pick<Task, 'id' | 'namespac
   return list.items;
 }
 
-export async function deleteJobsOf(stack: Stack, tasks: Pick<Task, 'id' | 'namespace' | 'name'>[]): Promise<void> {
+/** Delete the Jobs of these tasks, pods included. */
+export async function deleteJobsOf(stack: Stack, tasks: Pick<Task, 'namespace' | 'name'>[]): Promise<void> {
   await Promise.all(
     tasks.map((t) =>
       stack.kube.batch
