@@ -16,6 +16,8 @@ export const MAX_BACKOFF_LIMIT = 10;
  * A task runs once unless it asks for retries: a failure is reported, not silently repeated
  * (Kubernetes would default to 6), and a user who wants another go retries the task explicitly.
  */
+/** Polls are at most 30 s apart (workflows/task.ts) and may be late during an outage: keep finished Jobs 5 minutes at least. */
+export const MIN_TTL_SECONDS = 300;
 export const DEFAULT_BACKOFF_LIMIT = 0;
 
 const EXAMPLE_IMAGE = '"alpine:3.20"';
@@ -231,9 +233,10 @@ export const taskInfoSchema = z.strictObject(
     ),
     /**
      * Seconds Kubernetes keeps the finished Job before deleting it; unset keeps it until someone
-     * deletes it. A very short TTL may remove the Job before its final status is observed.
+     * deletes it. At least MIN_TTL_SECONDS: a Job deleted before nightwatch read its outcome
+     * would fail its task as "disappeared".
      */
-    ttlSecondsAfterFinished: wholeNumber('a whole number of seconds, 0 or more', '86400', 0).optional(),
+    ttlSecondsAfterFinished: wholeNumber(`a whole number of seconds, ${MIN_TTL_SECONDS} or more (nightwatch reads the outcome from the finished Job)`, '86400', MIN_TTL_SECONDS).optional(),
   },
   {
     error: (iss: Issue) =>

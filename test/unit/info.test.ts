@@ -43,7 +43,7 @@ describe('parseTaskInfo accepts', () => {
       resources: { requests: { cpu: '250m', memory: '64Mi' }, limits: { cpu: '1', memory: '128Mi' } },
       timeoutSeconds: 3600,
       backoffLimit: 3,
-      ttlSecondsAfterFinished: 0,
+      ttlSecondsAfterFinished: 300,
     };
     expect(accepted(info)).toStrictEqual(info);
   });
@@ -95,7 +95,7 @@ describe('parseTaskInfo accepts', () => {
     expect(accepted({ image: 'alpine', backoffLimit: 0 }).backoffLimit).toBe(0);
     expect(accepted({ image: 'alpine', backoffLimit: 10 }).backoffLimit).toBe(10);
     expect(accepted({ image: 'alpine', timeoutSeconds: 1 }).timeoutSeconds).toBe(1);
-    expect(accepted({ image: 'alpine', ttlSecondsAfterFinished: 0 }).ttlSecondsAfterFinished).toBe(0);
+    expect(accepted({ image: 'alpine', ttlSecondsAfterFinished: 300 }).ttlSecondsAfterFinished).toBe(300);
   });
 });
 
@@ -271,8 +271,8 @@ describe('parseTaskInfo rejects, saying which field is wrong and how to fix it',
     [{ timeoutSeconds: '60' }, 'info.timeoutSeconds must be a whole number of seconds greater than 0, for example 3600, not the string "60"'],
     [{ backoffLimit: -1 }, 'info.backoffLimit must be a whole number from 0 to 10, for example 2, not the number -1'],
     [{ backoffLimit: null }, 'info.backoffLimit must be a whole number from 0 to 10, for example 2, not null'],
-    [{ ttlSecondsAfterFinished: -1 }, 'info.ttlSecondsAfterFinished must be a whole number of seconds, 0 or more, for example 86400, not the number -1'],
-    [{ ttlSecondsAfterFinished: 1e300 }, 'info.ttlSecondsAfterFinished must be a whole number of seconds, 0 or more, for example 86400, not the number 1e+300'],
+    [{ ttlSecondsAfterFinished: 0 }, 'info.ttlSecondsAfterFinished must be a whole number of seconds, 300 or more (nightwatch reads the outcome from the finished Job), for example 86400, not the number 0'],
+    [{ ttlSecondsAfterFinished: 1e300 }, 'info.ttlSecondsAfterFinished must be a whole number of seconds, 300 or more (nightwatch reads the outcome from the finished Job), for example 86400, not the number 1e+300'],
   ])('out-of-range numbers: %j', (fields, reason) => {
     expect(reasonFor({ image: 'alpine', ...fields })).toBe(reason);
   });
