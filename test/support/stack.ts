@@ -68,12 +68,17 @@ export async function startWorker(stack: Stack): Promise<RunningWorker> {
   const connection: NativeConnection = await connectWorker(stack.config);
   const worker = await buildWorker({ ...stack, connection }, { shutdownGraceTime: '2s' });
   const running = worker.run();
+  let stopped: Promise<void> | undefined;
   return {
     worker,
-    async stop() {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
-      await running;
-      await connection.close();
+    /** Shut down and close the connection; safe to call more than once. */
+    stop() {
+      stopped ??= (async () => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await running;
+        await connection.close();
+      })();
+      return stopped;
     },
   };
 }
