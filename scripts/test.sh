@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm test`: install what is missing, build and start the local stack (a no-op when it is
-# up), run every vitest project against it, and stop the stack again if this run started it.
+# up), type-check, run every vitest project against it, and stop the stack again if this run
+# started it.
 # Extra arguments go to vitest, e.g. `npm test -- --project unit`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,8 @@ else
 fi
 bash "$stack" start
 eval "$(bash "$stack" env)"
+echo "[test] type-checking…" >&2
+npm exec --no -- tsc --noEmit -p .
 t0=$SECONDS
 status=0
 npm exec --no -- vitest run "$@" || status=$?
