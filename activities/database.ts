@@ -2,7 +2,7 @@
 // conditional on the status it expects and on the attempt, so a stale writer (an old
 // attempt, a replayed step, a second replica) can never move a row backwards.
 import type { PrismaClient } from '../src/db/client.ts';
-import { parseTaskInfo, validateNamespaceName, validateTaskName, type TaskInfo } from '../src/task/info.ts';
+import { namespaceAllowed, parseTaskInfo, validateNamespaceName, validateTaskName, type TaskInfo } from '../src/task/info.ts';
 import { statusesBefore, TaskStatus } from '../src/task-status.ts';
 
 /** A row as workflows see it: ids as strings (bigint is not JSON), no large fields. */
@@ -30,7 +30,15 @@ export type StatusWriteResult = { updated: true } | { updated: false; current: {
 const refSelect = { id: true, name: true, namespace: true, userId: true, status: true, attempt: true } as const;
 const toRef = (row: { id: bigint } & Omit<TaskRef, 'id'>): TaskRef => ({ ...row, id: row.id.toString() });
 
-export function createDatabaseActivities(prisma: PrismaClient) {
+/**
+ * The namespaces tasks may target (ALLOWED_NAMESPACES). The worker checks it too, not only the
+ * API: rows can also come straight into the table (the classic web form, SQL).
+ */
+export interface NamespacePolicy {
+  allowedNamespaces: readonly string[];
+}
+
+export function createDatabaseActivities(prisma: PrismaClient, policy: NamespacePolicy) {
   return {
     /** A page of submitted rows, oldest first, for the dispatcher. */
     async listTasksInStatus(input: { statuses: TaskStatus[]; afterId: string; limit: number }): Promise<TaskRef[]> {
@@ -49,7 +57,11 @@ export function createDatabaseActivities(prisma: PrismaClient) {
       if (!row) return null;
       const ref = toRef(row);
       const problem =
-        validateTaskName(row.name) ?? validateNamespaceName(row.namespace);
+        validateTaskName(row.name) ??
+        validateNamespaceName(row.namespace) ??
+        (namespaceAllowed(policy.allowedNamespaces, row.namespace)
+          ? null
+          : `namespace '${row.namespace}' is not open to tasks (ALLOWED_NAMESPACES is ${policy.allowedNamespaces.join(',')}): move the task to one of those namespaces, or ask the operator to allow it`);
       if (problem) return { ...ref, valid: false, reason: problem };
       const parsed = parseTaskInfo(row.info);
       return parsed.ok ? { ...ref, valid: true, info: parsed.info } : { ...ref, valid: false, reason: parsed.reason };

@@ -9,13 +9,15 @@ import { createTemporalActivities } from './temporal.ts';
 
 export interface ActivityDeps {
   prisma: PrismaClient;
+  /** ALLOWED_NAMESPACES */
+  allowedNamespaces: readonly string[];
   kube: Pick<KubeClients, 'batch'>;
   temporal: Client;
 }
 
 export function createActivities(deps: ActivityDeps) {
   return {
-    ...createDatabaseActivities(deps.prisma),
+    ...createDatabaseActivities(deps.prisma, deps),
     ...createKubernetesActivities(deps.kube),
     ...createTemporalActivities(deps.temporal),
   };

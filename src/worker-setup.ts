@@ -31,7 +31,12 @@ export async function buildWorker(deps: WorkerDeps, overrides: Partial<WorkerOpt
     connection: deps.connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    activities: createActivities({ prisma: deps.prisma, kube: deps.kube, temporal: deps.client }),
+    activities: createActivities({
+      prisma: deps.prisma,
+      kube: deps.kube,
+      temporal: deps.client,
+      allowedNamespaces: config.ALLOWED_NAMESPACES,
+    }),
     ...workflowSource(config),
     shutdownGraceTime: config.WORKER_SHUTDOWN_GRACE,
     maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,

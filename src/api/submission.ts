@@ -90,7 +90,4 @@ function invalid(problems: FieldProblem[]): SubmissionResult {
   return { ok: false, status: 400, problems };
 }
 
-/** Whether ALLOWED_NAMESPACES lets tasks target `namespace`; `*` allows any. */
-export function namespaceAllowed(allowed: readonly string[], namespace: string): boolean {
-  return allowed.includes('*') || allowed.includes(namespace);
-}
+export { namespaceAllowed } from '../task/info.ts';

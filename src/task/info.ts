@@ -409,3 +409,8 @@ export function validateTaskName(name: string): string | null {
 export function validateNamespaceName(namespace: string): string | null {
   return dnsLabelProblem(namespace, 'namespace', 'must name a Kubernetes namespace');
 }
+
+/** Whether ALLOWED_NAMESPACES lets tasks target `namespace`; `*` allows any. */
+export function namespaceAllowed(allowed: readonly string[], namespace: string): boolean {
+  return allowed.includes('*') || allowed.includes(namespace);
+}

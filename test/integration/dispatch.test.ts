@@ -8,9 +8,11 @@ import { MAX_INFO_BYTES, parseTaskInfo } from '../../src/task/info.ts';
 import { taskWorkflowId } from '../../workflows/ids.ts';
 import { dispatchWorkflow, reconcileWorkflow } from '../../workflows/index.ts';
 import { seedDemoTasks } from '../../prisma/seed.ts';
-import { connectStack, startWorker, waitFor, type RunningWorker, type Stack } from '../support/stack.ts';
+import { connectStack, startWorker, testConfig, waitFor, type RunningWorker, type Stack } from '../support/stack.ts';
 import { deleteJobsOf, insertTask, jobsOfTask, runFor, uniqueName, waitForStatus } from '../support/tasks.ts';
 
+/** Allowed, but not in the cluster: the cluster itself must reject it. */
+const missingNamespace = uniqueName('no-such-ns');
 let stack: Stack;
 let worker: RunningWorker | null;
 const tasks: Task[] = [];
@@ -19,7 +21,7 @@ const workflowIds = new Set<string>();
 let dispatches = 0;
 
 beforeAll(async () => {
-  stack = await connectStack();
+  stack = await connectStack(testConfig({ ALLOWED_NAMESPACES: `default,demo,${missingNamespace}` }));
   worker = await startWorker(stack);
 });
 afterAll(async () => {
@@ -94,11 +96,12 @@ describe('dispatch', () => {
       { row: { rawInfo: '{"image": "alpine", "command": ["sleep" "1"]}' }, reason: /not valid JSON/i },
       { row: { info: { command: ['true'] } }, reason: /info\.image is required/ },
       { row: { name: 'Bad_Name' }, reason: /task name "Bad_Name" is not valid/ },
-      { row: { namespace: uniqueName('no-such-ns') }, reason: /namespace '.*' does not exist in the cluster/ },
+      { row: { namespace: missingNamespace }, reason: /namespace '.*' does not exist in the cluster/ },
+      { row: { namespace: 'kube-system' }, reason: /^namespace 'kube-system' is not open to tasks \(ALLOWED_NAMESPACES is default,demo,no-such-ns-\w+\)/ },
       { row: { info: { image: 'alpine', args: ['x'.repeat(4000), ...Array(20).fill('y'.repeat(4000))] } }, reason: /info is \d+ bytes|too large|at most/i },
     ];
     // the oversized case must really exceed the limit
-    expect(JSON.stringify(cases[4]!.row.info).length).toBeGreaterThan(MAX_INFO_BYTES);
+    expect(JSON.stringify(cases.at(-1)!.row.info).length).toBeGreaterThan(MAX_INFO_BYTES);
     const bad = [];
     for (const c of cases) bad.push({ task: await add(c.row), reason: c.reason });
     await dispatch();
