@@ -94,5 +94,3 @@ export function createDatabaseActivities(prisma: PrismaClient, policy: Namespace
     },
   };
 }
-
-export type DatabaseActivities = ReturnType<typeof createDatabaseActivities>;

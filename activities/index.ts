@@ -24,6 +24,6 @@ export function createActivities(deps: ActivityDeps) {
 }
 
 export type Activities = ReturnType<typeof createActivities>;
-export type { TaskRef, LoadedTask, StatusWriteResult } from './database.ts';
-export type { CreateJobResult, JobObservation, JobRef } from './kubernetes.ts';
-export { FailureType } from './kubernetes.ts';
+// The types workflows need; they import nothing else from here.
+export type { TaskRef } from './database.ts';
+export type { JobObservation } from './kubernetes.ts';

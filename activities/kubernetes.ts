@@ -12,7 +12,7 @@ import { jobStatusToTaskStatus } from '../src/task/job-status.ts';
 import type { TaskRef } from './database.ts';
 
 /** Failure types the workflows react to (ApplicationFailure.type). */
-export const FailureType = {
+const FailureType = {
   /** The task itself is wrong (invalid spec, unknown namespace, name taken): fail it, do not retry. */
   TaskRejected: 'TaskRejected',
   /** The cluster or the network failed: retry with backoff while the row shows the error. */
@@ -120,5 +120,3 @@ export function createKubernetesActivities({ batch }: Pick<KubeClients, 'batch'>
     },
   };
 }
-
-export type KubernetesActivities = ReturnType<typeof createKubernetesActivities>;

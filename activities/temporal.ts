@@ -21,5 +21,3 @@ export function createTemporalActivities(client: Client) {
     },
   };
 }
-
-export type TemporalActivities = ReturnType<typeof createTemporalActivities>;

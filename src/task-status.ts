@@ -13,7 +13,6 @@ export const TaskStatus = {
 export type TaskStatus = (typeof TaskStatus)[keyof typeof TaskStatus];
 
 export const FINAL_STATUSES: readonly TaskStatus[] = [TaskStatus.Succeeded, TaskStatus.Failed, TaskStatus.Cancelled];
-export const ACTIVE_STATUSES: readonly TaskStatus[] = [TaskStatus.Normal, TaskStatus.Pending, TaskStatus.Running];
 
 export function isFinal(status: string): boolean {
   return (FINAL_STATUSES as readonly string[]).includes(status);
