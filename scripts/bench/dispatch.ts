@@ -10,11 +10,11 @@ import { loadConfig } from '../../src/config.ts';
 import { createPrisma } from '../../src/db/client.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { createKubeClients } from '../../src/kubernetes.ts';
-import { ensureSchedules, scheduleId } from '../../src/schedules.ts';
+import { ensureSchedules } from '../../src/schedules.ts';
 import { connectTemporalClient } from '../../src/temporal.ts';
-import { allWatchers } from '../../src/watchers/index.ts';
 import { buildWorker, connectWorker } from '../../src/worker-setup.ts';
 import { createTestDatabase } from '../../test/support/database.ts';
+import { removeTemporalLeftovers } from '../../test/support/stack.ts';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 const count = Number(process.argv[2] ?? 200);
@@ -62,43 +62,46 @@ const running = worker.run();
 await ensureSchedules(client, config);
 
 const names = Array.from({ length: count }, (_, i) => `bench-${tag}-${i}`);
-const t0 = performance.now();
-await prismaClient.task.createMany({
-  data: names.map((name) => ({ name, namespace: 'default', userId: 'bench', info: JSON.stringify({ image: 'alpine', command: ['true'] }) })),
-});
+// Whatever happens, leave nothing behind: Schedules, Jobs, the throwaway database.
+try {
+  const t0 = performance.now();
+  await prismaClient.task.createMany({
+    data: names.map((name) => ({ name, namespace: 'default', userId: 'bench', info: JSON.stringify({ image: 'alpine', command: ['true'] }) })),
+  });
 
-let firstJobMs: number | null = null;
-let allJobsMs: number | null = null;
-for (;;) {
-  const counts = await prismaClient.task.groupBy({ by: ['status'], _count: true });
-  const by = Object.fromEntries(counts.map((c) => [c.status, c._count]));
-  const created = (by.Pending ?? 0) + (by.Running ?? 0) + (by.Succeeded ?? 0) + (by.Failed ?? 0);
-  if (firstJobMs === null && created > 0) firstJobMs = performance.now() - t0;
-  if (allJobsMs === null && created === count) allJobsMs = performance.now() - t0;
-  if ((by.Succeeded ?? 0) + (by.Failed ?? 0) === count) {
-    if (by.Failed) console.log(`warning: ${by.Failed} tasks failed`);
-    break;
+  let firstJobMs: number | null = null;
+  let allJobsMs: number | null = null;
+  for (;;) {
+    const counts = await prismaClient.task.groupBy({ by: ['status'], _count: true });
+    const by = Object.fromEntries(counts.map((c) => [c.status, c._count]));
+    const created = (by.Pending ?? 0) + (by.Running ?? 0) + (by.Succeeded ?? 0) + (by.Failed ?? 0);
+    if (firstJobMs === null && created > 0) firstJobMs = performance.now() - t0;
+    if (allJobsMs === null && created === count) allJobsMs = performance.now() - t0;
+    if ((by.Succeeded ?? 0) + (by.Failed ?? 0) === count) {
+      if (by.Failed) console.log(`warning: ${by.Failed} tasks failed`);
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 200));
   }
-  await new Promise((r) => setTimeout(r, 200));
+  const allDoneMs = performance.now() - t0;
+
+  console.log(`tasks                              ${count}`);
+  console.log(`dispatch interval                  ${config.DISPATCH_INTERVAL / 1000} s (first tick comes within one interval)`);
+  console.log(`time to the first Job created      ${(firstJobMs! / 1000).toFixed(1)} s`);
+  console.log(`time to all Jobs created           ${(allJobsMs! / 1000).toFixed(1)} s`);
+  console.log(`time until all Succeeded           ${(allDoneMs / 1000).toFixed(1)} s`);
+  console.log(`  after the first Job              ${((allDoneMs - firstJobMs!) / 1000).toFixed(1)} s`);
+  console.log(`Kubernetes API requests per task   ${(kubeRequests / count).toFixed(2)} (${kubeRequests} in all)`);
+  console.log(`database writes per task           ${(dbWrites / count).toFixed(2)} (${dbWrites} in all, after the insert)`);
+} finally {
+  await removeTemporalLeftovers(client, config);
+  worker.shutdown();
+  await running;
+  await Promise.all(
+    names.map((name) => kube.batch.deleteNamespacedJob({ name, namespace: 'default', propagationPolicy: 'Background' }).catch(() => undefined)),
+  );
+  await connection.close();
+  await client.connection.close();
+  await prismaClient.$disconnect();
+  await db.drop();
 }
-const allDoneMs = performance.now() - t0;
-
-console.log(`tasks                              ${count}`);
-console.log(`dispatch interval                  ${config.DISPATCH_INTERVAL / 1000} s (first tick comes within one interval)`);
-console.log(`time to the first Job created      ${(firstJobMs! / 1000).toFixed(1)} s`);
-console.log(`time to all Jobs created           ${(allJobsMs! / 1000).toFixed(1)} s`);
-console.log(`time until all Succeeded           ${(allDoneMs / 1000).toFixed(1)} s`);
-console.log(`  after the first Job              ${((allDoneMs - firstJobMs!) / 1000).toFixed(1)} s`);
-console.log(`Kubernetes API requests per task   ${(kubeRequests / count).toFixed(2)} (${kubeRequests} in all)`);
-console.log(`database writes per task           ${(dbWrites / count).toFixed(2)} (${dbWrites} in all, after the insert)`);
-
-for (const w of allWatchers(config)) await client.schedule.getHandle(scheduleId(config, w)).delete();
-worker.shutdown();
-await running;
-await Promise.all(
-  names.map((name) => kube.batch.deleteNamespacedJob({ name, namespace: 'default', propagationPolicy: 'Background' }).catch(() => undefined)),
-);
-await connection.close();
-await client.connection.close();
-await prismaClient.$disconnect();
-await db.drop();

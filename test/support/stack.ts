@@ -43,19 +43,23 @@ export async function connectStack(config: Config = testConfig()): Promise<Stack
     prisma,
     kube,
     client,
-    /** Leaves nothing of this run in Temporal: its Schedules, and workflows still running on its queue. */
     async close() {
-      for (const w of allWatchers(config)) {
-        await client.schedule.getHandle(scheduleId(config, w)).delete().catch(() => undefined);
-      }
-      const query = `TaskQueue = '${config.TEMPORAL_TASK_QUEUE}' AND ExecutionStatus = 'Running'`;
-      for await (const wf of client.workflow.list({ query })) {
-        await client.workflow.getHandle(wf.workflowId, wf.runId).terminate('test run finished').catch(() => undefined);
-      }
+      await removeTemporalLeftovers(client, config);
       await connection.close();
       await prisma.$disconnect();
     },
   };
+}
+
+/** Leave nothing of a run in Temporal: its Schedules, and workflows still running on its task queue. */
+export async function removeTemporalLeftovers(client: Client, config: Config): Promise<void> {
+  for (const w of allWatchers(config)) {
+    await client.schedule.getHandle(scheduleId(config, w)).delete().catch(() => undefined);
+  }
+  const query = `TaskQueue = '${config.TEMPORAL_TASK_QUEUE}' AND ExecutionStatus = 'Running'`;
+  for await (const wf of client.workflow.list({ query })) {
+    await client.workflow.getHandle(wf.workflowId, wf.runId).terminate('run finished').catch(() => undefined);
+  }
 }
 
 export interface RunningWorker {
