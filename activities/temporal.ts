@@ -1,23 +1,16 @@
 // Temporal activities: what reconcile needs to know about other workflows.
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+import { workflowIsRunning } from '../src/temporal.ts';
 import { taskWorkflowId } from '../workflows/ids.ts';
 
 export function createTemporalActivities(client: Client) {
   return {
     /** The ids among `taskIds` whose task workflow is not running (never started, finished, or terminated). */
     async tasksWithoutRunningWorkflow(input: { taskIds: string[]; idPrefix: string }): Promise<string[]> {
-      const orphaned = await Promise.all(
-        input.taskIds.map(async (id) => {
-          try {
-            const { status } = await client.workflow.getHandle(taskWorkflowId(id, input.idPrefix)).describe();
-            return status.name === 'RUNNING' ? null : id;
-          } catch (err) {
-            if (err instanceof WorkflowNotFoundError) return id;
-            throw err;
-          }
-        }),
+      const running = await Promise.all(
+        input.taskIds.map((id) => workflowIsRunning(client, taskWorkflowId(id, input.idPrefix))),
       );
-      return orphaned.filter((id): id is string => id !== null);
+      return input.taskIds.filter((_, i) => !running[i]);
     },
   };
 }

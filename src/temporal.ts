@@ -1,7 +1,7 @@
 // Temporal connection settings shared by the worker, the API and the tools: the same
 // variables reach a local dev server, a self-hosted cluster (mTLS) or Temporal Cloud (API key).
 import { readFileSync } from 'node:fs';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import type { TLSConfig } from '@temporalio/client';
 import type { Config } from './config.ts';
 
@@ -42,4 +42,15 @@ export async function connectTemporalClient(config: Config): Promise<Client> {
 /** Link to a workflow in the Temporal Web UI. */
 export function workflowUrl(config: Config, workflowId: string): string {
   return `${config.TEMPORAL_UI_URL.replace(/\/$/, '')}/namespaces/${encodeURIComponent(config.TEMPORAL_NAMESPACE)}/workflows/${encodeURIComponent(workflowId)}`;
+}
+
+/** Whether a run of `workflowId` is open; false when it finished or never existed. */
+export async function workflowIsRunning(client: Client, workflowId: string): Promise<boolean> {
+  try {
+    const { status } = await client.workflow.getHandle(workflowId).describe();
+    return status.name === 'RUNNING';
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
+  }
 }

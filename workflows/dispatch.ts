@@ -35,7 +35,7 @@ export interface PageScanTotals {
 }
 
 export async function dispatchWorkflow(input: PageScanInput = {}): Promise<PageScanTotals> {
-  return scanPages(input, dispatchWorkflow, (afterId, limit) =>
+  return scanPages(input, (afterId, limit) =>
     db.listTasksInStatus({ statuses: [TaskStatus.Normal], afterId, limit }),
   );
 }
@@ -46,7 +46,6 @@ export async function dispatchWorkflow(input: PageScanInput = {}): Promise<PageS
  */
 export async function scanPages(
   input: PageScanInput,
-  self: (input: PageScanInput) => Promise<PageScanTotals>,
   page: (afterId: string, limit: number) => Promise<TaskRef[]>,
   select: (tasks: TaskRef[]) => Promise<TaskRef[]> = async (t) => t,
 ): Promise<PageScanTotals> {
@@ -66,7 +65,8 @@ export async function scanPages(
     if (rows.length < pageSize) return totals;
     afterId = rows[rows.length - 1]!.id;
     if (startedThisRun + pageSize > maxChildren || workflowInfo().continueAsNewSuggested) {
-      await continueAsNew<typeof self>({ ...input, afterId, totals });
+      // Continues the calling workflow (dispatch or reconcile): both take a PageScanInput.
+      await continueAsNew<(input: PageScanInput) => Promise<PageScanTotals>>({ ...input, afterId, totals });
     }
   }
 }

@@ -5,16 +5,21 @@ export function taskWorkflowId(taskId: string, prefix = ''): string {
 }
 
 interface TaskLabel {
+  id: string;
   name: string;
   namespace: string;
   userId: string;
 }
 
-/** What the Temporal Web UI shows for a task workflow (memo), set by whoever starts it. */
-export function taskMemo(task: TaskLabel) {
-  return { taskName: task.name, namespace: task.namespace, userId: task.userId };
-}
-/** The one-line summary the Web UI shows in the workflow list. */
-export function taskSummary(task: TaskLabel): string {
-  return `${task.namespace}/${task.name} (user ${task.userId})`;
+/**
+ * How every starter (dispatcher, reconcile, the API) starts task-<id>: its id, its input, and
+ * what the Temporal Web UI shows for it (memo, and a one-line summary in the workflow list).
+ */
+export function taskWorkflowStart(task: TaskLabel, idPrefix: string) {
+  return {
+    workflowId: taskWorkflowId(task.id, idPrefix),
+    args: [{ taskId: task.id }] as [{ taskId: string }],
+    memo: { taskName: task.name, namespace: task.namespace, userId: task.userId },
+    staticSummary: `${task.namespace}/${task.name} (user ${task.userId})`,
+  };
 }

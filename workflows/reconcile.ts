@@ -14,7 +14,6 @@ const acts = proxyActivities<Activities>({
 export async function reconcileWorkflow(input: PageScanInput = {}): Promise<PageScanTotals> {
   return scanPages(
     input,
-    reconcileWorkflow,
     (afterId, limit) => acts.listTasksInStatus({ statuses: [TaskStatus.Pending, TaskStatus.Running], afterId, limit }),
     async (rows) => {
       if (rows.length === 0) return rows;

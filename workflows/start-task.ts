@@ -2,7 +2,7 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { ParentClosePolicy, startChild } from '@temporalio/workflow';
 import type { TaskRef } from '../activities/index.ts';
-import { taskMemo, taskSummary, taskWorkflowId } from './ids.ts';
+import { taskWorkflowStart } from './ids.ts';
 import { taskWorkflow } from './task.ts';
 
 /**
@@ -12,13 +12,7 @@ import { taskWorkflow } from './task.ts';
  */
 export async function startTaskWorkflow(task: TaskRef, idPrefix: string): Promise<'started' | 'already-running'> {
   try {
-    await startChild(taskWorkflow, {
-      workflowId: taskWorkflowId(task.id, idPrefix),
-      args: [{ taskId: task.id }],
-      parentClosePolicy: ParentClosePolicy.ABANDON,
-      memo: taskMemo(task),
-      staticSummary: taskSummary(task),
-    });
+    await startChild(taskWorkflow, { ...taskWorkflowStart(task, idPrefix), parentClosePolicy: ParentClosePolicy.ABANDON });
     return 'started';
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) return 'already-running';

@@ -101,7 +101,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
   return observe(task, input.observing?.pollMs ?? POLL_INITIAL_MS);
 
   async function observe(task: TaskRef, pollMs: number): Promise<TaskWorkflowResult> {
-    const ref = { taskId: task.id, name: task.name, namespace: task.namespace };
+    const ref = jobRef(task);
     for (;;) {
       if (cancelReason !== null) return cancel(task, cancelReason);
       const seen = await persist(task, 'reading the Job', () => kube.observeJob(ref));
@@ -128,8 +128,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
   }
 
   async function cancel(task: TaskRef, reason: string): Promise<TaskWorkflowResult> {
-    const ref = { taskId: task.id, name: task.name, namespace: task.namespace };
-    const deleted = await persist(task, 'deleting the Job', () => kube.deleteJob(ref));
+    const deleted = await persist(task, 'deleting the Job', () => kube.deleteJob(jobRef(task)));
     if (!deleted.ok) log.warn('could not delete the Job of a cancelled task', { taskId: task.id, reason: deleted.reason });
     return finish(task, TaskStatus.Cancelled, reason);
   }
@@ -140,9 +139,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
     if (result.updated) return null;
     if (result.current === null) {
       // The user deleted the row: its Job must not outlive it, and nothing is re-created.
-      await persist(task, 'deleting the Job of a deleted task', () =>
-        kube.deleteJob({ taskId: task.id, name: task.name, namespace: task.namespace }),
-      );
+      await persist(task, 'deleting the Job of a deleted task', () => kube.deleteJob(jobRef(task)));
       return { status: 'Deleted' };
     }
     log.info('task row moved on without this workflow; stopping', { taskId: task.id, current: result.current });
@@ -182,6 +179,11 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
       }
     }
   }
+}
+
+/** A task's Job: named after the task, in its namespace. */
+function jobRef(task: TaskRef) {
+  return { taskId: task.id, name: task.name, namespace: task.namespace };
 }
 
 /** Why an observed Job means the task cannot go on, or null when it is this attempt's Job. */

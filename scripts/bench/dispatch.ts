@@ -23,35 +23,28 @@ const db = await createTestDatabase();
 await migrate(db.url);
 const config = loadConfig({ ...process.env, DATABASE_URL: db.url, TEMPORAL_TASK_QUEUE: `bench-${tag}`, WORKFLOW_ID_PREFIX: `bench${tag}-` });
 
-/** Counts every call made through the Job API client: one call is one HTTP request. */
-let kubeRequests = 0;
-const kube = createKubeClients(config.KUBECONFIG);
-const batch = new Proxy(kube.batch, {
-  get(target, prop, receiver) {
-    const value = Reflect.get(target, prop, receiver);
-    return typeof value === 'function'
-      ? (...args: unknown[]) => {
-          kubeRequests++;
-          return (value as (...a: unknown[]) => unknown).apply(target, args);
-        }
-      : value;
-  },
-});
+/** `target` with each call of a method whose name passes `counts` tallied in `tally.calls`. */
+function counting<T extends object>(target: T, counts: (method: string) => boolean, tally: { calls: number }): T {
+  return new Proxy(target, {
+    get(obj, prop, receiver) {
+      const value = Reflect.get(obj, prop, receiver);
+      if (typeof value !== 'function' || !counts(String(prop))) return value;
+      return (...args: unknown[]) => {
+        tally.calls++;
+        return (value as (...a: unknown[]) => unknown).apply(obj, args);
+      };
+    },
+  });
+}
 
-/** Counts the write calls the activities make on the task table (each is one statement). */
-let dbWrites = 0;
+// Every call through the Job API client is one HTTP request; every write call the activities
+// make on the task table is one statement.
+const kubeRequests = { calls: 0 };
+const dbWrites = { calls: 0 };
+const kube = createKubeClients(config.KUBECONFIG);
+const batch = counting(kube.batch, () => true, kubeRequests);
 const prismaClient = createPrisma(config.DATABASE_URL, config.DATABASE_POOL_SIZE);
-const countedTask = new Proxy(prismaClient.task, {
-  get(target, prop, receiver) {
-    const value = Reflect.get(target, prop, receiver);
-    return typeof value === 'function' && /^(create|update|upsert|delete)/.test(String(prop))
-      ? (...args: unknown[]) => {
-          dbWrites++;
-          return (value as (...a: unknown[]) => unknown).apply(target, args);
-        }
-      : value;
-  },
-});
+const countedTask = counting(prismaClient.task, (m) => /^(create|update|upsert|delete)/.test(m), dbWrites);
 const prisma = new Proxy(prismaClient, {
   get: (target, prop, receiver) => (prop === 'task' ? countedTask : Reflect.get(target, prop, receiver)),
 });
@@ -91,8 +84,8 @@ try {
   console.log(`time to all Jobs created           ${(allJobsMs! / 1000).toFixed(1)} s`);
   console.log(`time until all Succeeded           ${(allDoneMs / 1000).toFixed(1)} s`);
   console.log(`  after the first Job              ${((allDoneMs - firstJobMs!) / 1000).toFixed(1)} s`);
-  console.log(`Kubernetes API requests per task   ${(kubeRequests / count).toFixed(2)} (${kubeRequests} in all)`);
-  console.log(`database writes per task           ${(dbWrites / count).toFixed(2)} (${dbWrites} in all, after the insert)`);
+  console.log(`Kubernetes API requests per task   ${(kubeRequests.calls / count).toFixed(2)} (${kubeRequests.calls} in all)`);
+  console.log(`database writes per task           ${(dbWrites.calls / count).toFixed(2)} (${dbWrites.calls} in all, after the insert)`);
 } finally {
   await removeTemporalLeftovers(client, config);
   worker.shutdown();

@@ -1,9 +1,10 @@
 // The API's fast path into Temporal (ARCHITECTURE.md, "start workflow task-<id> at once"): the
 // workflow starts as soon as the row is written instead of at the dispatcher's next tick. Every
 // call is bounded by a deadline, so a slow or absent Temporal delays a request by seconds, not forever.
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { Config } from '../config.ts';
-import { taskMemo, taskSummary, taskWorkflowId } from '../../workflows/ids.ts';
+import { workflowIsRunning } from '../temporal.ts';
+import { taskWorkflowStart } from '../../workflows/ids.ts';
 import { cancelSignal, taskWorkflow } from '../../workflows/task.ts';
 
 /** Temporal answers a start or a signal in milliseconds; past this it is unreachable for now. */
@@ -29,15 +30,11 @@ export interface TaskIdentity {
 const withDeadline = <T>(client: Client, fn: () => Promise<T>) => client.withDeadline(Date.now() + TEMPORAL_CALL_DEADLINE_MS, fn);
 
 function workflowOptions(deps: DispatchDeps, task: TaskIdentity) {
-  const label = { name: task.name, namespace: task.namespace, userId: task.userId };
   return {
-    workflowId: taskWorkflowId(task.id.toString(), deps.config.WORKFLOW_ID_PREFIX),
+    ...taskWorkflowStart({ ...task, id: task.id.toString() }, deps.config.WORKFLOW_ID_PREFIX),
     taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
-    args: [{ taskId: task.id.toString() }] as [{ taskId: string }],
     // The dispatcher may have started it already; that run owns the task, and that is fine.
     workflowIdConflictPolicy: 'USE_EXISTING' as const,
-    memo: taskMemo(label),
-    staticSummary: taskSummary(label),
   };
 }
 
@@ -75,12 +72,6 @@ async function waitForRunToClose(client: Client, workflowId: string): Promise<vo
   }
 }
 
-async function isRunning(client: Client, workflowId: string): Promise<boolean> {
-  try {
-    const { status } = await withDeadline(client, () => client.workflow.getHandle(workflowId).describe());
-    return status.name === 'RUNNING';
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return false;
-    throw err;
-  }
+function isRunning(client: Client, workflowId: string): Promise<boolean> {
+  return withDeadline(client, () => workflowIsRunning(client, workflowId));
 }
