@@ -9,17 +9,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/api/app.ts';
 import { workflowUrl } from '../../src/temporal.ts';
 import { taskWorkflowId } from '../../workflows/ids.ts';
+import { expectOneRunPerAttempt, expectOneRunPerTask } from '../support/job-ledger.ts';
 import { connectStack, startWorker, testConfig, waitFor, type RunningWorker, type Stack } from '../support/stack.ts';
-import { deleteJobsOf } from '../support/tasks.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = '/tmp/nightwatch-page.png';
 const tag = randomBytes(3).toString('hex');
 const USER = `carol-${tag}`;
 const TOKEN = `carol-token-${tag}`;
-const NAMESPACE = 'default';
 
 let stack: Stack;
+/** The first of the file's two namespaces: the form's default choice. */
+let NAMESPACE: string;
 let worker: RunningWorker;
 let app: FastifyInstance;
 let browser: Browser;
@@ -27,10 +28,10 @@ let page: Page;
 let navigations = 0;
 /** The task submitted through the form, retried by a later test. */
 let submitted = '';
-const jobNames: string[] = [];
 
 beforeAll(async () => {
-  stack = await connectStack(testConfig({ API_TOKENS: `${TOKEN}:${USER}`, ALLOWED_NAMESPACES: `${NAMESPACE},demo` }));
+  stack = await connectStack(testConfig({ API_TOKENS: `${TOKEN}:${USER}` }), { namespaces: 2 });
+  NAMESPACE = stack.namespace;
   worker = await startWorker(stack);
   app = buildApp(stack);
   await app.listen({ host: '127.0.0.1', port: 0 });
@@ -49,15 +50,10 @@ afterAll(async () => {
   await browser?.close();
   await app?.close();
   await worker?.stop();
-  await deleteJobsOf(stack, jobNames.map((name) => ({ name, namespace: NAMESPACE })));
   await stack?.close();
 });
 
-function taskName(label: string): string {
-  const name = `page-${label}-${tag}`;
-  jobNames.push(name);
-  return name;
-}
+const taskName = (label: string) => `page-${label}-${tag}`;
 
 const rowOf = (name: string) => page.locator(`#tasks tbody tr[data-name="${name}"]`);
 const waitForStatus = (name: string, status: string, timeout = 60_000) =>
@@ -76,7 +72,7 @@ describe('the web page', () => {
     await page.click('#token-form button');
     await page.locator('#whoami', { hasText: `signed in as ${USER}` }).waitFor();
     expect(await page.locator('#token-error').isHidden()).toBe(true);
-    expect(await page.locator('#namespace option').allTextContents()).toEqual([NAMESPACE, 'demo']);
+    expect(await page.locator('#namespace option').allTextContents()).toEqual(stack.namespaces);
     expect(await page.evaluate(() => localStorage.getItem('nightwatch.token'))).toBe(TOKEN);
   });
 
@@ -118,6 +114,7 @@ describe('the web page', () => {
     expect(await rowOf(name).locator('td.workflow a').getAttribute('href')).toBe(expected);
     expect(expected.startsWith(stack.config.TEMPORAL_UI_URL.replace(/\/$/, ''))).toBe(true);
     expect(navigations).toBe(1);
+    await expectOneRunPerTask(stack.jobs, [await dbRow(name)]);
   });
 
   it('retries a finished task and cancels a running one with the row buttons', async () => {
@@ -126,6 +123,7 @@ describe('the web page', () => {
     await rowOf(done).locator('td.attempt', { hasText: '2' }).waitFor();
     await waitForStatus(done, 'Succeeded');
     expect(await dbRow(done)).toMatchObject({ status: 'Succeeded', attempt: 2 });
+    await expectOneRunPerAttempt(stack.jobs, await dbRow(done), [1, 2]);
 
     const long = taskName('long');
     await page.fill('#name', long);
@@ -156,6 +154,7 @@ describe('the web page', () => {
         (err: { code?: number }) => (err.code === 404 ? true : undefined),
       ),
     10_000);
+    await expectOneRunPerTask(stack.jobs, [await dbRow(long)]);
     expect(navigations).toBe(1);
   });
 

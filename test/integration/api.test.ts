@@ -1,5 +1,5 @@
 // The HTTP API over real HTTP, on the real stack: a real worker on this run's task queue runs the
-// workflows, Jobs run in the local cluster, rows live in this run's database. No Schedule is ever
+// workflows, Jobs run in the file's own namespace, rows live in its own database. No Schedule is ever
 // created here, so a Job that appears proves the API started the workflow itself.
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -14,24 +14,22 @@ import { ATTEMPT_LABEL, TASK_ID_LABEL } from '../../src/task/job.ts';
 import { workflowUrl } from '../../src/temporal.ts';
 import { dispatchWatcher } from '../../src/watchers/dispatch.ts';
 import { taskWorkflowId } from '../../workflows/ids.ts';
+import { expectNoJob, expectOneRunPerAttempt, expectOneRunPerTask } from '../support/job-ledger.ts';
 import { connectStack, startWorker, testConfig, waitFor, type RunningWorker, type Stack } from '../support/stack.ts';
-import { deleteJobsOf } from '../support/tasks.ts';
 
 const tag = randomBytes(3).toString('hex');
 const ALICE = { user: `alice-${tag}`, token: `alice-token-${tag}` };
 const BOB = { user: `bob-${tag}`, token: `bob-token-${tag}` };
-const NAMESPACE = 'default';
-
 let stack: Stack;
+/** The file's own namespace, the only one its API allows. */
+let NAMESPACE: string;
 let worker: RunningWorker;
 let app: FastifyInstance;
 let baseUrl: string;
-const jobNames: string[] = [];
 
 beforeAll(async () => {
-  stack = await connectStack(
-    testConfig({ API_TOKENS: `${ALICE.token}:${ALICE.user},${BOB.token}:${BOB.user}`, ALLOWED_NAMESPACES: NAMESPACE }),
-  );
+  stack = await connectStack(testConfig({ API_TOKENS: `${ALICE.token}:${ALICE.user},${BOB.token}:${BOB.user}` }));
+  NAMESPACE = stack.namespace;
   worker = await startWorker(stack);
   app = buildApp(stack);
   await app.listen({ host: '127.0.0.1', port: 0 });
@@ -41,16 +39,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await app?.close();
   await worker?.stop();
-  await deleteJobsOf(stack, jobNames.map((name) => ({ name, namespace: NAMESPACE })));
   await stack?.close();
 });
 
-/** A task name of this run; its Job is deleted at the end. */
-function taskName(label: string): string {
-  const name = `api-${label}-${tag}-${randomBytes(2).toString('hex')}`;
-  jobNames.push(name);
-  return name;
-}
+const taskName = (label: string) => `api-${label}-${tag}-${randomBytes(2).toString('hex')}`;
 
 interface Call {
   token?: string | null;
@@ -120,6 +112,7 @@ describe('POST /tasks', () => {
     expect(shown.body).toMatchObject({ id, status: 'Succeeded', reason: null, attempt: 1, info, workflowId });
     expect(shown.body.finishedAt).toBe(done.finishedAt!.toISOString());
     expect((await stack.client.workflow.getHandle(workflowId).describe()).status.name).toBe('COMPLETED');
+    await expectOneRunPerTask(stack.jobs, [done]);
   });
 
   it('answers 409 for a name already taken in the namespace, storing nothing more', async () => {
@@ -231,7 +224,7 @@ describe('POST /tasks', () => {
       status: 403,
       code: 'namespace_not_allowed',
       field: 'namespace',
-      message: /namespace 'kube-system' is not open to tasks on this server: use one of default/,
+      message: /namespace 'kube-system' is not open to tasks on this server: use one of nw-test-\w+-1 \(the operator/,
     },
     {
       what: 'no token',
@@ -331,6 +324,7 @@ describe('POST /tasks/:id/cancel', () => {
     const again = await call('POST', `/tasks/${id}/cancel`);
     expect(again.status).toBe(409);
     expect(again.body.error.message).toBe(`task ${id} is already Cancelled, so there is nothing to cancel; retry it to run it again`);
+    await expectOneRunPerTask(stack.jobs, [done]);
   });
 });
 
@@ -369,6 +363,7 @@ describe('POST /tasks/:id/retry', () => {
       return r.attempt === 2 && r.status === 'Failed' ? r : undefined;
     });
     expect(again.reason).toBeTruthy();
+    await expectOneRunPerAttempt(stack.jobs, again, [1, 2]);
   });
 
   it("waits for the previous attempt's run to close before starting the new attempt", async () => {
@@ -390,7 +385,9 @@ describe('POST /tasks/:id/retry', () => {
     // Attached to the closing run instead, attempt 2 would never start: no schedule runs here.
     const job = await waitFor('the attempt 2 Job', () => readJob(name), 15_000, 100);
     expect(job.metadata?.labels?.[ATTEMPT_LABEL]).toBe('2');
-    await waitForStatus(id, 'Succeeded');
+    const done = await waitForStatus(id, 'Succeeded');
+    // Attempt 1 never ran here (the row was inserted Failed): attempt 2's is the only Job.
+    await expectOneRunPerAttempt(stack.jobs, done, [2]);
   });
 });
 
@@ -411,6 +408,7 @@ describe('other users', () => {
     await expect(stack.client.workflow.getHandle(taskWorkflowId(submitted.id.toString(), stack.config.WORKFLOW_ID_PREFIX)).describe()).rejects.toThrow(
       /not found/i,
     );
+    await expectNoJob(stack.jobs, submitted);
     // The owner sees it.
     expect((await call('GET', `/tasks/${finished.id}`)).status).toBe(200);
   });

@@ -4,7 +4,7 @@ import { appendFile, cp, mkdtemp, readdir, readFile, rm, writeFile, mkdir } from
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mariadb from 'mariadb';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedDemoTasks } from '../../prisma/seed.ts';
 import { connectionOptions, createPrisma, type PrismaClient } from '../../src/db/client.ts';
 import { MigrationError, migrate, type MigrationRow } from '../../src/db/migrate.ts';
@@ -261,16 +261,14 @@ describe('migrate', () => {
 
 describe('the task table through Prisma', () => {
   let prisma: PrismaClient;
-  // The run's shared database may hold other tests' rows; these names are this file's own.
   const suffix = randomBytes(4).toString('hex');
 
-  beforeAll(() => {
-    prisma = createPrisma(inject('databaseUrl'), 2);
+  beforeAll(async () => {
+    const db = await newDatabase();
+    await migrate(db.url);
+    prisma = createPrisma(db.url, 2);
   });
-  afterAll(async () => {
-    await prisma.task.deleteMany({ where: { name: { endsWith: `-${suffix}` } } });
-    await prisma.$disconnect();
-  });
+  afterAll(() => prisma?.$disconnect());
 
   it('creates, reads, updates and deletes a task, with bigint ids', async () => {
     const info = JSON.stringify({ image: 'alpine', command: ['true'] });

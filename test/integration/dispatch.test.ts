@@ -8,8 +8,9 @@ import { MAX_INFO_BYTES, parseTaskInfo } from '../../src/task/info.ts';
 import { taskWorkflowId } from '../../workflows/ids.ts';
 import { dispatchWorkflow, reconcileWorkflow } from '../../workflows/index.ts';
 import { seedDemoTasks } from '../../prisma/seed.ts';
-import { connectStack, startWorker, testConfig, waitFor, type RunningWorker, type Stack } from '../support/stack.ts';
-import { deleteJobsOf, insertTask, jobsOfTask, runFor, uniqueName, waitForStatus } from '../support/tasks.ts';
+import { expectNoJob, expectOneRunPerTask } from '../support/job-ledger.ts';
+import { connectStack, startWorker, testConfig, type RunningWorker, type Stack } from '../support/stack.ts';
+import { insertTask, jobsOfTask, runFor, uniqueName, waitForStatus } from '../support/tasks.ts';
 
 /** Allowed, but not in the cluster: the cluster itself must reject it. */
 const missingNamespace = uniqueName('no-such-ns');
@@ -21,13 +22,13 @@ const workflowIds = new Set<string>();
 let dispatches = 0;
 
 beforeAll(async () => {
-  stack = await connectStack(testConfig({ ALLOWED_NAMESPACES: `default,demo,${missingNamespace}` }));
+  // Two namespaces of the file's own stand in for the demo tasks' `default` and `demo`.
+  stack = await connectStack(testConfig({ ALLOWED_NAMESPACES: missingNamespace }), { namespaces: 2 });
   worker = await startWorker(stack);
 });
 afterAll(async () => {
   await worker?.stop();
-  await deleteJobsOf(stack, tasks);
-  await stack.close();
+  await stack?.close();
 });
 
 async function add(row: Parameters<typeof insertTask>[1]): Promise<Task> {
@@ -50,34 +51,30 @@ async function dispatch(): Promise<{ started: number; alreadyRunning: number }> 
 
 describe('dispatch', () => {
   it('runs the classic demo tasks to Succeeded, with exactly one labelled Job each', async () => {
-    // Demo tasks have fixed names: clear Jobs an earlier run or `npm start` left behind.
-    await deleteJobsOf(stack, [
-      { name: 'demo-task-1', namespace: 'default' },
-      { name: 'demo-task-2', namespace: 'demo' },
-    ]);
-    await waitFor('old demo Jobs to be gone', async () => {
-      const left = await stack.kube.batch.listJobForAllNamespaces({ fieldSelector: 'metadata.name in (demo-task-1,demo-task-2)' }).catch(() => null);
-      return left === null || left.items.length === 0 ? true : undefined;
-    });
+    // The demo rows as `npm run db:seed` writes them, moved from the shared `default` and `demo`
+    // namespaces into this file's own: their fixed names then collide with no one's Jobs.
     await seedDemoTasks(stack.prisma);
-    const demos = await stack.prisma.task.findMany({ where: { name: { in: ['demo-task-1', 'demo-task-2'] } } });
-    expect(demos).toHaveLength(2);
+    const [own1, own2] = stack.namespaces;
+    await stack.prisma.task.update({ where: { name_namespace: { name: 'demo-task-1', namespace: 'default' } }, data: { namespace: own1! } });
+    await stack.prisma.task.update({ where: { name_namespace: { name: 'demo-task-2', namespace: 'demo' } }, data: { namespace: own2! } });
+    const demos = await stack.prisma.task.findMany({ where: { name: { in: ['demo-task-1', 'demo-task-2'] } }, orderBy: { name: 'asc' } });
+    expect(demos.map((d) => d.namespace)).toEqual([own1, own2]);
     for (const d of demos) {
       tasks.push(d);
       workflowIds.add(taskWorkflowId(d.id.toString(), stack.config.WORKFLOW_ID_PREFIX));
     }
     const totals = await dispatch();
-    expect(totals.started).toBeGreaterThanOrEqual(2);
+    // The file's database holds only these two rows: the dispatcher pages no other file's tasks.
+    expect(totals).toMatchObject({ started: 2 });
     for (const d of demos) {
       const done = await waitForStatus(stack, d.id, ['Succeeded', 'Failed']);
       expect(done).toMatchObject({ status: 'Succeeded', reason: null });
       expect(done.startedAt).not.toBeNull();
       expect(done.finishedAt).not.toBeNull();
-      const jobs = await jobsOfTask(stack, d);
-      expect(jobs).toHaveLength(1);
-      expect(jobs[0]!.metadata).toMatchObject({ name: d.name, namespace: d.namespace });
-      expect(jobs[0]!.metadata!.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'nightwatch', 'nightwatch.io/attempt': '1' });
+      const job = await stack.kube.batch.readNamespacedJob({ name: d.name, namespace: d.namespace });
+      expect(job.metadata!.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'nightwatch', 'nightwatch.io/task-id': d.id.toString(), 'nightwatch.io/attempt': '1' });
     }
+    await expectOneRunPerTask(stack.jobs, demos);
     const memo = await stack.client.workflow.getHandle(taskWorkflowId(demos[0]!.id.toString(), stack.config.WORKFLOW_ID_PREFIX)).describe();
     expect(memo.memo).toMatchObject({ taskName: demos[0]!.name, namespace: demos[0]!.namespace, userId: 'demo' });
   });
@@ -88,6 +85,7 @@ describe('dispatch', () => {
     const done = await waitForStatus(stack, task.id, ['Succeeded', 'Failed']);
     expect(done.status).toBe('Failed');
     expect(done.reason).toMatch(/^BackoffLimitExceeded/);
+    await expectOneRunPerTask(stack.jobs, [task]);
   });
 
   it('fails each malformed task with an actionable reason while a good one beside them succeeds', async () => {
@@ -97,7 +95,7 @@ describe('dispatch', () => {
       { row: { info: { command: ['true'] } }, reason: /info\.image is required/ },
       { row: { name: 'Bad_Name' }, reason: /task name "Bad_Name" is not valid/ },
       { row: { namespace: missingNamespace }, reason: /namespace '.*' does not exist in the cluster/ },
-      { row: { namespace: 'kube-system' }, reason: /^namespace 'kube-system' is not open to tasks \(ALLOWED_NAMESPACES is default,demo,no-such-ns-\w+\)/ },
+      { row: { namespace: 'kube-system' }, reason: new RegExp(`^namespace 'kube-system' is not open to tasks \\(ALLOWED_NAMESPACES is ${stack.config.ALLOWED_NAMESPACES.join(',')}\\)`) },
       { row: { info: { image: 'alpine', args: ['x'.repeat(4000), ...Array(20).fill('y'.repeat(4000))] } }, reason: /info is \d+ bytes|too large|at most/i },
     ];
     // the oversized case must really exceed the limit
@@ -109,15 +107,19 @@ describe('dispatch', () => {
       const done = await waitForStatus(stack, task.id, ['Succeeded', 'Failed']);
       expect(done.status, `task ${task.name}`).toBe('Failed');
       expect(done.reason, `task ${task.name}`).toMatch(reason);
-      expect(await jobsOfTask(stack, task).catch(() => [])).toHaveLength(0);
+      // The ledger watches the file's own namespaces; a shared one (kube-system) or one that does
+      // not exist can only be looked at now. A Job nightwatch made there would still be there.
+      if (stack.jobs.watches(task.namespace)) await expectNoJob(stack.jobs, task);
+      else expect(await jobsOfTask(stack, task), `Jobs of task ${task.name} in ${task.namespace}`).toEqual([]);
     }
     expect((await waitForStatus(stack, good.id, ['Succeeded', 'Failed'])).status).toBe('Succeeded');
+    await expectOneRunPerTask(stack.jobs, [good]);
   });
 
   it('fails a task whose name is taken by a foreign Job, and leaves that Job untouched', async () => {
     const name = uniqueName('foreign');
     const foreign = await stack.kube.batch.createNamespacedJob({
-      namespace: 'default',
+      namespace: stack.namespace,
       body: {
         metadata: { name, labels: { owner: 'someone-else' } },
         spec: { template: { metadata: { annotations: runFor('1h').annotations }, spec: { restartPolicy: 'Never', containers: [{ name: 'c', image: 'busybox' }] } } },
@@ -127,12 +129,16 @@ describe('dispatch', () => {
     await dispatch();
     const done = await waitForStatus(stack, task.id, ['Succeeded', 'Failed']);
     expect(done.status).toBe('Failed');
-    expect(done.reason).toContain(`a Job named '${name}' already exists in namespace 'default' and does not belong to this task`);
-    const after = await stack.kube.batch.readNamespacedJob({ name, namespace: 'default' });
+    expect(done.reason).toContain(`a Job named '${name}' already exists in namespace '${stack.namespace}' and does not belong to this task`);
+    const after = await stack.kube.batch.readNamespacedJob({ name, namespace: stack.namespace });
     expect(after.metadata!.uid).toBe(foreign.metadata!.uid);
     expect(after.metadata!.deletionTimestamp).toBeUndefined();
     expect(after.metadata!.labels).toEqual({ owner: 'someone-else' });
-    await stack.kube.batch.deleteNamespacedJob({ name, namespace: 'default', propagationPolicy: 'Background' });
+    await expectNoJob(stack.jobs, task);
+    // Never deleted and replaced either: the only Job ever of that name is the foreign one.
+    expect(stack.jobs.runsNamed(stack.namespace, name).map((r) => ({ uid: r.uid, deleted: r.deleted }))).toEqual([
+      { uid: foreign.metadata!.uid, deleted: false },
+    ]);
   });
 
   it('fails a task whose Job is deleted from outside while it runs', async () => {
@@ -143,6 +149,8 @@ describe('dispatch', () => {
     const done = await waitForStatus(stack, task.id, ['Failed', 'Succeeded']);
     expect(done.status).toBe('Failed');
     expect(done.reason).toMatch(/disappeared before it finished/);
+    // Failed, not run again: the deleted Job stays the only one.
+    await expectOneRunPerTask(stack.jobs, [task]);
   });
 
   it('reconcile adopts a Running row that has no workflow, without creating a second Job', async () => {
@@ -160,7 +168,7 @@ describe('dispatch', () => {
     expect(totals.started).toBeGreaterThanOrEqual(1);
     const done = await waitForStatus(stack, task.id, ['Succeeded', 'Failed']);
     expect(done.status).toBe('Succeeded');
-    expect(await jobsOfTask(stack, task)).toHaveLength(1);
+    await expectOneRunPerTask(stack.jobs, [task]);
   });
 
   it('dispatches rows inserted while no worker runs once one starts', async () => {
@@ -180,6 +188,7 @@ describe('dispatch', () => {
     worker = await startWorker(stack);
     await handle.result();
     for (const t of waiting) expect((await waitForStatus(stack, t.id, ['Succeeded', 'Failed'])).status).toBe('Succeeded');
+    await expectOneRunPerTask(stack.jobs, waiting);
   });
 
   it('leaves histories that replay without nondeterminism', async () => {

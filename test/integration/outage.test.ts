@@ -9,8 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKubeClients } from '../../src/kubernetes.ts';
 import { taskWorkflowId } from '../../workflows/ids.ts';
 import { taskWorkflow } from '../../workflows/task.ts';
+import { expectNoJob, expectOneRunPerTask } from '../support/job-ledger.ts';
 import { connectStack, startWorker, waitFor, type RunningWorker, type Stack } from '../support/stack.ts';
-import { deleteJobsOf, insertTask, jobsOfTask, waitForStatus } from '../support/tasks.ts';
+import { insertTask, waitForStatus } from '../support/tasks.ts';
 
 let stack: Stack;
 let deadKubeconfig: string;
@@ -33,7 +34,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const w of workers) await w.stop();
   await rm(deadKubeconfig, { force: true });
-  await stack.close();
+  await stack?.close();
 });
 
 describe('Kubernetes outage', () => {
@@ -52,14 +53,13 @@ describe('Kubernetes outage', () => {
     });
     expect(waiting.status).toBe('Normal');
     expect(waiting.reason).toMatch(/^creating the Job failed: Kubernetes API unreachable \(connect ECONNREFUSED 127\.0\.0\.1:\d+\).*retrying in \d+ s$/);
-    expect(await jobsOfTask(stack, task)).toHaveLength(0);
+    await expectNoJob(stack.jobs, task);
 
     // The cluster "comes back": the cut-off worker leaves, one that reaches it takes over.
     await cutOff.stop();
     workers.push(await startWorker(stack));
     const done = await waitForStatus(stack, task.id, ['Succeeded', 'Failed'], 90_000);
     expect(done).toMatchObject({ status: 'Succeeded', reason: null });
-    expect(await jobsOfTask(stack, task)).toHaveLength(1);
-    await deleteJobsOf(stack, [task]);
+    await expectOneRunPerTask(stack.jobs, [task]);
   }, 120_000);
 });

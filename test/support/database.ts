@@ -1,7 +1,9 @@
-// A database of the test run's own on the test server, so tests never touch a developer's data.
+// Databases of a test file's own on the test server, so tests never touch a developer's data, and
+// no test file pages, adopts or counts another file's rows.
 import { randomBytes } from 'node:crypto';
 import mariadb, { type Connection } from 'mariadb';
 import { connectionOptions } from '../../src/db/client.ts';
+import { migrate } from '../../src/db/migrate.ts';
 
 const serverUrl = process.env.TEST_DATABASE_SERVER_URL || 'mysql://root@127.0.0.1:3306';
 
@@ -23,6 +25,29 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     query: (sql) => onServer(`USE \`${name}\`; ${sql}`),
     drop: () => onServer(`DROP DATABASE IF EXISTS \`${name}\``),
   };
+}
+
+/**
+ * A database with every migration applied, whose task ids start at a random offset: Jobs are
+ * labelled with task ids, and the ids of one file then match no other file's (nor another run's).
+ */
+export async function createMigratedTestDatabase(): Promise<TestDatabase> {
+  const database = await createTestDatabase();
+  try {
+    await migrate(database.url);
+    await database.query(`ALTER TABLE task AUTO_INCREMENT = ${1_000_000 + Math.floor(Math.random() * 1_000_000_000)}`);
+    return database;
+  } catch (err) {
+    await database.drop();
+    throw err;
+  }
+}
+
+/** A URL on the test server naming a database that does not exist: for configuration not yet given one of its own. */
+export function unconnectedDatabaseUrl(): string {
+  const url = new URL(serverUrl);
+  url.pathname = '/nightwatch_test_not_connected_use_connectStack';
+  return url.toString();
 }
 
 async function onServer(sql: string): Promise<void> {

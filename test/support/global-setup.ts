@@ -1,5 +1,5 @@
-// Runs once per `vitest run`, before any project's tests: gives the run a migrated database of its
-// own (tests read its URL with `inject('databaseUrl')`) and drops it at the end.
+// Runs before a project's tests: checks that the local stack is up and bundles the workflow code
+// once for every test worker. Databases and namespaces are each test file's own (connectStack).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,30 +10,15 @@ import { loadConfig } from '../../src/config.ts';
 import { createKubeClients } from '../../src/kubernetes.ts';
 import { temporalConnectionOptions } from '../../src/temporal.ts';
 import { WORKFLOWS_PATH } from '../../src/worker-setup.ts';
-import { migrate } from '../../src/db/migrate.ts';
-import { createTestDatabase } from './database.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
-    databaseUrl: string;
     workflowBundlePath: string;
   }
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   await checkStack();
-
-  const database = await createTestDatabase();
-  try {
-    await migrate(database.url);
-    // Jobs live in a cluster shared by every run (and by `npm start`), labelled with task ids.
-    // Starting this run's ids at a random offset keeps them from matching another run's Jobs.
-    await database.query(`ALTER TABLE task AUTO_INCREMENT = ${1_000_000 + Math.floor(Math.random() * 1_000_000_000)}`);
-  } catch (err) {
-    await database.drop();
-    throw err;
-  }
-  project.provide('databaseUrl', database.url);
   // Bundle the workflow code once per run; every test worker loads the same bundle.
   const bundleDir = await mkdtemp(join(tmpdir(), 'nightwatch-bundle-'));
   const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
@@ -41,7 +26,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
   await writeFile(bundlePath, code);
   project.provide('workflowBundlePath', bundlePath);
   return async () => {
-    await database.drop();
     await rm(bundleDir, { recursive: true, force: true });
   };
 }

@@ -23,7 +23,7 @@ export async function insertTask(
   return stack.prisma.task.create({
     data: {
       name: row.name ?? uniqueName('task'),
-      namespace: row.namespace ?? 'default',
+      namespace: row.namespace ?? stack.namespace,
       info: row.rawInfo ?? JSON.stringify(row.info ?? { image: 'alpine', command: ['true'], ...runFor('1s') }),
       userId: row.userId ?? 'tester',
       ...(row.status ? { status: row.status } : {}),
@@ -42,7 +42,11 @@ export async function waitForStatus(stack: Stack, id: bigint, statuses: string[]
   );
 }
 
-/** Every Job in the task's namespace labelled with its id (whatever its name). */
+/**
+ * The Jobs labelled with the task's id in its namespace right now (whatever their names). Only a
+ * snapshot: a Job deleted and created again looks like one. To prove a task ran once, use the
+ * stack's Job ledger (job-ledger.ts).
+ */
 export async function jobsOfTask(stack: Stack, task: Pick<Task, 'id' | 'namespace'>): Promise<V1Job[]> {
   const list = await stack.kube.batch.listNamespacedJob({ namespace: task.namespace, labelSelector: `${TASK_ID_LABEL}=${task.id}` });
   return list.items;
@@ -80,6 +84,7 @@ export function spawnWorker(config: Config, env: Record<string, string> = {}): W
       WORKFLOW_ID_PREFIX: config.WORKFLOW_ID_PREFIX,
       WORKFLOW_BUNDLE_PATH: config.WORKFLOW_BUNDLE_PATH ?? '',
       KUBECONFIG: config.KUBECONFIG ?? '',
+      ALLOWED_NAMESPACES: config.ALLOWED_NAMESPACES.join(','),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
