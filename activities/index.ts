@@ -4,7 +4,7 @@ import type { Client } from '@temporalio/client';
 import type { PrismaClient } from '../src/db/client.ts';
 import type { KubeClients } from '../src/kubernetes.ts';
 import { createDatabaseActivities } from './database.ts';
-import { createKubernetesActivities } from './kubernetes.ts';
+import { createKubernetesActivities, type JobLookup } from './kubernetes.ts';
 import { createTemporalActivities } from './temporal.ts';
 
 export interface ActivityDeps {
@@ -13,12 +13,14 @@ export interface ActivityDeps {
   allowedNamespaces: readonly string[];
   kube: Pick<KubeClients, 'batch'>;
   temporal: Client;
+  /** The worker's Job watch; without it every observation reads the API server. */
+  jobs?: JobLookup;
 }
 
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createDatabaseActivities(deps.prisma, deps),
-    ...createKubernetesActivities(deps.kube),
+    ...createKubernetesActivities(deps.kube, deps.jobs),
     ...createTemporalActivities(deps.temporal),
   };
 }

@@ -8,8 +8,18 @@ import type { KubeClients } from '../src/kubernetes.ts';
 import { classifyKubernetesError } from '../src/task/errors.ts';
 import type { TaskInfo } from '../src/task/info.ts';
 import { buildJob, isOwnedByTask, jobAttempt } from '../src/task/job.ts';
-import { jobStatusToTaskStatus } from '../src/task/job-status.ts';
+import { observeJobObject, type JobObservation } from '../src/task/job-status.ts';
 import type { TaskRef } from './database.ts';
+
+export type { JobObservation };
+
+/**
+ * The worker's Job watch (src/job-watch.ts), as the activities see it: a Job it can vouch for
+ * (its watch is connected and current), or undefined when the API server must be asked.
+ */
+export interface JobLookup {
+  cached(namespace: string, name: string): V1Job | undefined;
+}
 
 /** Failure types the workflows react to (ApplicationFailure.type). */
 const FailureType = {
@@ -31,12 +41,11 @@ export interface JobRef {
   taskId: string;
   name: string;
   namespace: string;
+  /** The attempt the caller expects; a cached Job of another attempt is checked with the API server. */
+  attempt?: number;
+  /** Skip the watch's cache and ask the API server (e.g. to confirm a deletion the watch reported). */
+  fresh?: boolean;
 }
-
-export type JobObservation =
-  | { exists: false }
-  | { exists: true; owned: false }
-  | { exists: true; owned: true; attempt: number | null; status: 'Pending' | 'Running' | 'Succeeded' | 'Failed'; reason?: string };
 
 const isNotFound = (err: unknown) => err instanceof ApiException && err.code === 404;
 
@@ -47,7 +56,7 @@ function toFailure(taskId: string, err: unknown): ApplicationFailure {
     : ApplicationFailure.nonRetryable(`task ${taskId}: ${c.reason}`, FailureType.TaskRejected);
 }
 
-export function createKubernetesActivities({ batch }: Pick<KubeClients, 'batch'>) {
+export function createKubernetesActivities({ batch }: Pick<KubeClients, 'batch'>, jobs?: JobLookup) {
   async function readJob(ref: JobRef): Promise<V1Job | null> {
     try {
       return await batch.readNamespacedJob({ name: ref.name, namespace: ref.namespace });
@@ -103,11 +112,19 @@ export function createKubernetesActivities({ batch }: Pick<KubeClients, 'batch'>
       return 'replacing';
     },
 
+    /**
+     * What the task's Job looks like now. The watch's cache answers when it holds this attempt's Job
+     * (no request to the API server); absence or another attempt's Job in the cache is never
+     * trusted, since the watch may not have caught up with a create or a replacement yet.
+     */
     async observeJob(ref: JobRef): Promise<JobObservation> {
-      const job = await readJob(ref);
-      if (!job) return { exists: false };
-      if (!isOwnedByTask(job, ref.taskId)) return { exists: true, owned: false };
-      return { exists: true, owned: true, attempt: jobAttempt(job), ...jobStatusToTaskStatus(job) };
+      if (!ref.fresh) {
+        const cached = jobs?.cached(ref.namespace, ref.name);
+        if (cached && isOwnedByTask(cached, ref.taskId) && (ref.attempt === undefined || jobAttempt(cached) === ref.attempt)) {
+          return observeJobObject(cached, ref.taskId);
+        }
+      }
+      return observeJobObject(await readJob(ref), ref.taskId);
     },
 
     /** Delete this task's Job and its pods; a Job that is gone or not this task's is left alone. */

@@ -2,10 +2,12 @@
 // workflow code, concurrency and shutdown grace all come from Config.
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
+import type { JobLookup } from '../activities/kubernetes.ts';
 import type { Config } from './config.ts';
 import type { PrismaClient } from './db/client.ts';
+import { startJobWatch, type JobWatch, type JobWatchOptions } from './job-watch.ts';
 import type { KubeClients } from './kubernetes.ts';
 import { temporalConnectionOptions } from './temporal.ts';
 
@@ -17,6 +19,8 @@ export interface WorkerDeps {
   kube: Pick<KubeClients, 'batch'>;
   client: Client;
   connection: NativeConnection;
+  /** The Job watch whose cache answers the workflows' reads; without it they read the API server. */
+  jobs?: JobLookup;
 }
 
 export function workflowSource(config: Config): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
@@ -36,6 +40,7 @@ export async function buildWorker(deps: WorkerDeps, overrides: Partial<WorkerOpt
       kube: deps.kube,
       temporal: deps.client,
       allowedNamespaces: config.ALLOWED_NAMESPACES,
+      ...(deps.jobs ? { jobs: deps.jobs } : {}),
     }),
     ...workflowSource(config),
     shutdownGraceTime: config.WORKER_SHUTDOWN_GRACE,
@@ -47,4 +52,40 @@ export async function buildWorker(deps: WorkerDeps, overrides: Partial<WorkerOpt
 
 export async function connectWorker(config: Config): Promise<NativeConnection> {
   return NativeConnection.connect(temporalConnectionOptions(config));
+}
+
+export interface NightwatchWorker {
+  worker: Worker;
+  watch: JobWatch;
+  /** Settles when the worker has stopped (after `worker.shutdown()` or a fatal error), with the watch stopped too. */
+  finished: Promise<void>;
+}
+
+/**
+ * A running worker replica: the Temporal worker plus its Job watch, which signals task workflows
+ * when their Jobs change and answers their reads from its cache. They start and stop together.
+ */
+export async function startNightwatchWorker(
+  deps: Omit<WorkerDeps, 'jobs' | 'kube'> & { kube: Pick<KubeClients, 'batch' | 'kubeconfig'> },
+  overrides: Partial<WorkerOptions> = {},
+  watchTuning: Pick<JobWatchOptions, 'stallAfterMs' | 'watchdogEveryMs'> = {},
+): Promise<NightwatchWorker> {
+  const watch = startJobWatch({
+    ...watchTuning,
+    kubeconfig: deps.kube.kubeconfig,
+    batch: deps.kube.batch,
+    client: deps.client,
+    namespaces: deps.config.ALLOWED_NAMESPACES,
+    idPrefix: deps.config.WORKFLOW_ID_PREFIX,
+    log: (message) => Runtime.instance().logger.warn(`job watch: ${message}`),
+  });
+  let worker: Worker;
+  try {
+    worker = await buildWorker({ ...deps, jobs: watch }, overrides);
+  } catch (err) {
+    await watch.stop();
+    throw err;
+  }
+  const finished = worker.run().finally(() => watch.stop());
+  return { worker, watch, finished };
 }

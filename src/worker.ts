@@ -6,7 +6,7 @@ import { createPrisma } from './db/client.ts';
 import { createKubeClients } from './kubernetes.ts';
 import { ensureSchedules } from './schedules.ts';
 import { connectTemporalClient } from './temporal.ts';
-import { buildWorker, connectWorker } from './worker-setup.ts';
+import { connectWorker, startNightwatchWorker } from './worker-setup.ts';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -16,12 +16,12 @@ async function main(): Promise<void> {
   const connection = await connectWorker(config);
   try {
     const schedules = await ensureSchedules(client, config);
-    const worker = await buildWorker({ config, prisma, kube, client, connection });
+    const { finished } = await startNightwatchWorker({ config, prisma, kube, client, connection });
     console.log(
       `nightwatch worker: task queue '${config.TEMPORAL_TASK_QUEUE}' on ${config.TEMPORAL_ADDRESS} (namespace ${config.TEMPORAL_NAMESPACE}), ` +
         `Kubernetes ${kube.server}; schedules created: ${schedules.created.join(', ') || 'none'}, kept: ${schedules.existing.join(', ') || 'none'}`,
     );
-    await worker.run();
+    await finished;
   } finally {
     await connection.close();
     await client.connection.close();

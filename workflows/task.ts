@@ -1,6 +1,7 @@
 // taskWorkflow (workflow id task-<id>): owns one task row from submission until it is final.
-//   loadTask → (invalid info: Failed) → createJob → Pending → observe the Job with backoff,
-//   writing each forward change → Succeeded | Failed | Cancelled.
+//   loadTask → (invalid info: Failed) → createJob → Pending → follow the Job: wait for the
+//   worker's Job watch to signal a change (or read it after a quiet spell), writing each forward
+//   change → Succeeded | Failed | Cancelled.
 // Rows already Pending/Running (reconcile, the classic Go nightwatch) skip creation and
 // adopt the Job that exists. A `cancel` signal deletes the Job and ends Cancelled.
 import {
@@ -10,6 +11,7 @@ import {
   continueAsNew,
   defineSignal,
   log,
+  patched,
   proxyLocalActivities,
   setHandler,
   sleep,
@@ -18,11 +20,23 @@ import {
 } from '@temporalio/workflow';
 import type { Activities, JobObservation, TaskRef } from '../activities/index.ts';
 import { isFinal, statusesBefore, TaskStatus } from '../src/task-status.ts';
+import { jobChangedSignal } from './signals.ts';
 
 /**
- * Polls start at 1 s and grow by half each time nothing changed, so a Job is seen finishing
- * within about a third of its age (a 3 s Job at ~4 s), and a long one costs one poll per 30 s.
+ * Runs started before the Job watch existed polled the Job instead (test/histories/v1-polling).
+ * Their histories carry no marker for this patch and replay through `observeByPolling`; every new
+ * run records it and follows the Job through the watch. Remove the polling path (and make this
+ * `deprecatePatch`) once no run of the old code can still be open.
  */
+const JOB_WATCH_PATCH = 'job-watch';
+/**
+ * With no signal from the Job watch for this long, the workflow looks at the Job itself (from the
+ * watch's cache, so no request to the API server): a lost signal costs a minute, not the task.
+ * The wait doubles while nothing changes, so thousands of long tasks stay cheap for the server.
+ */
+const FALLBACK_INITIAL_MS = 60_000;
+const FALLBACK_MAX_MS = 5 * 60_000;
+/** Runs that predate the watch: polls from 1 s, growing by half per quiet poll up to 30 s. */
 const POLL_INITIAL_MS = 1_000;
 const POLL_GROWTH = 1.5;
 const POLL_MAX_MS = 30_000;
@@ -56,10 +70,12 @@ export const cancelSignal = defineSignal<[CancelRequest?]>('cancel');
 
 export interface TaskWorkflowInput {
   taskId: string;
-  /** Set when the workflow continues as new while observing a Job. */
+  /** Set when the workflow continues as new while following a Job; `pollMs` is the current quiet wait. */
   observing?: { task: TaskRef; pollMs: number };
   /** History length at which an observing workflow continues as new (default HISTORY_EVENTS_BEFORE_CONTINUE). */
   continueAfterEvents?: number;
+  /** First quiet wait before the workflow reads the Job itself (default FALLBACK_INITIAL_MS). */
+  fallbackAfterMs?: number;
 }
 
 export interface TaskWorkflowResult {
@@ -68,13 +84,31 @@ export interface TaskWorkflowResult {
   reason?: string | null;
 }
 
+/** How far along a Job is, to keep the most advanced of several signals that arrive together. */
+const progress = (o: JobObservation) => (!o.exists ? 3 : !o.owned ? 3 : o.status === 'Pending' ? 0 : o.status === 'Running' ? 1 : 2);
+
 export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkflowResult> {
   let cancelReason: string | null = null;
   setHandler(cancelSignal, (req) => {
     cancelReason ??= req?.reason?.trim() || 'cancelled on request';
   });
+  /** The attempt this run works for, once known: the watch also reports other attempts' Jobs. */
+  let attempt: number | null = input.observing?.task.attempt ?? null;
+  let signalled: JobObservation | null = null;
+  /** Whether a change the watch reported is about this attempt's Job (an unknown attempt might be). */
+  const aboutThisAttempt = (seen: JobObservation) => {
+    const seenAttempt = seen.exists ? (seen.owned ? seen.attempt : null) : (seen.attempt ?? null);
+    return attempt === null || seenAttempt === null || seenAttempt === attempt;
+  };
+  setHandler(jobChangedSignal, (seen) => {
+    if (!aboutThisAttempt(seen)) return;
+    // Replicas' signals may cross: a late Running must not hide a Succeeded that came first.
+    if (signalled === null || progress(seen) >= progress(signalled)) signalled = seen;
+  });
+  const watched = patched(JOB_WATCH_PATCH);
 
   let task: TaskRef;
+  let created = false;
   if (input.observing) {
     task = input.observing.task;
   } else {
@@ -83,6 +117,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
     if (isFinal(loaded.status)) return { status: loaded.status, reason: 'already final' };
     const { valid: _valid, ...ref } = loaded;
     task = ref;
+    attempt = task.attempt;
     if (loaded.status === TaskStatus.Normal) {
       if (cancelReason !== null) return finish(task, TaskStatus.Cancelled, cancelReason);
       if (!loaded.valid) return finish(task, TaskStatus.Failed, loaded.reason);
@@ -96,28 +131,79 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
       const moved = await writeStatus(task, TaskStatus.Pending, null);
       if (moved) return moved;
       task = { ...task, status: TaskStatus.Pending };
+      created = true;
     }
   }
-  return observe(task, input.observing?.pollMs ?? POLL_INITIAL_MS);
+  if (!watched) return observeByPolling(task, input.observing?.pollMs ?? POLL_INITIAL_MS);
+  const fallbackMs = input.fallbackAfterMs ?? FALLBACK_INITIAL_MS;
+  return follow(task, created, input.observing?.pollMs ?? fallbackMs);
 
-  async function observe(task: TaskRef, pollMs: number): Promise<TaskWorkflowResult> {
-    const ref = jobRef(task);
+  /**
+   * Follow the Job until the task is final. A Job this run just created is Pending, as the row
+   * now says, so the first look waits for the watch; an adopted Job is looked at once at once.
+   */
+  async function follow(task: TaskRef, justCreated: boolean, quietMs: number): Promise<TaskWorkflowResult> {
+    let seen: JobObservation | null = null;
+    if (!justCreated) {
+      const read = await look(task, false);
+      if (!read.ok) return finish(task, TaskStatus.Failed, read.reason);
+      seen = read.value;
+    }
     for (;;) {
       if (cancelReason !== null) return cancel(task, cancelReason);
-      const seen = await persist(task, 'reading the Job', () => kube.observeJob(ref));
-      if (!seen.ok) return finish(task, TaskStatus.Failed, seen.reason);
-      const problem = observationProblem(task, seen.value);
-      if (problem) return finish(task, TaskStatus.Failed, problem);
-      const job = seen.value as Extract<JobObservation, { owned: true }>;
-      if (job.status !== task.status && statusesBefore(job.status).includes(task.status as TaskStatus)) {
-        const moved = await writeStatus(task, job.status, job.reason ?? null);
-        if (moved) return moved;
-        task = { ...task, status: job.status };
-        if (isFinal(task.status)) return { status: task.status, reason: job.reason ?? null };
-        pollMs = POLL_INITIAL_MS;
-      } else {
-        pollMs = Math.min(Math.round(pollMs * POLL_GROWTH), POLL_MAX_MS);
+      if (seen) {
+        const step = await apply(task, seen);
+        if ('done' in step) return step.done;
+        task = step.task;
+        seen = null;
       }
+      const woken = await condition(() => cancelReason !== null || signalled !== null, quietMs);
+      if (cancelReason !== null) continue;
+      // A signal taken in before this run knew its attempt may be another attempt's.
+      const change: JobObservation | null = woken && signalled && aboutThisAttempt(signalled) ? signalled : null;
+      signalled = null;
+      // Quiet for too long: look at the Job. The watch saw it deleted: make sure with the API
+      // server (the watch may be reporting a replaced Job late) before the task fails for it.
+      const read = !woken ? await look(task, false) : change?.exists === false ? await look(task, true) : null;
+      if (read && !read.ok) return finish(task, TaskStatus.Failed, read.reason);
+      seen = read ? read.value : change;
+      quietMs = woken ? fallbackMs : Math.min(quietMs * 2, FALLBACK_MAX_MS);
+      const info = workflowInfo();
+      const limit = input.continueAfterEvents ?? HISTORY_EVENTS_BEFORE_CONTINUE;
+      if (cancelReason === null && signalled === null && (info.continueAsNewSuggested || info.historyLength > limit)) {
+        // What was just seen is applied by the next run's first look.
+        await continueAsNew<typeof taskWorkflow>({ ...input, taskId: task.id, observing: { task, pollMs: quietMs } });
+      }
+    }
+  }
+
+  function look(task: TaskRef, fresh: boolean) {
+    return persist(task, 'reading the Job', () => kube.observeJob({ ...jobRef(task), ...(fresh ? { fresh } : {}) }));
+  }
+
+  /** Write what an observation means for the task: a forward status move, or the end of the task. */
+  async function apply(task: TaskRef, seen: JobObservation): Promise<{ done: TaskWorkflowResult } | { task: TaskRef; moved: boolean }> {
+    const problem = observationProblem(task, seen);
+    if (problem) return { done: await finish(task, TaskStatus.Failed, problem) };
+    const job = seen as Extract<JobObservation, { owned: true }>;
+    if (job.status === task.status || !statusesBefore(job.status).includes(task.status as TaskStatus)) return { task, moved: false };
+    const moved = await writeStatus(task, job.status, job.reason ?? null);
+    if (moved) return { done: moved };
+    const next = { ...task, status: job.status };
+    if (isFinal(next.status)) return { done: { status: next.status, reason: job.reason ?? null } };
+    return { task: next, moved: true };
+  }
+
+  /** How runs that predate the Job watch follow their Job (see JOB_WATCH_PATCH); kept so they replay. */
+  async function observeByPolling(task: TaskRef, pollMs: number): Promise<TaskWorkflowResult> {
+    for (;;) {
+      if (cancelReason !== null) return cancel(task, cancelReason);
+      const seen = await look(task, false);
+      if (!seen.ok) return finish(task, TaskStatus.Failed, seen.reason);
+      const step = await apply(task, seen.value);
+      if ('done' in step) return step.done;
+      task = step.task;
+      pollMs = step.moved ? POLL_INITIAL_MS : Math.min(Math.round(pollMs * POLL_GROWTH), POLL_MAX_MS);
       await condition(() => cancelReason !== null, pollMs);
       const info = workflowInfo();
       const limit = input.continueAfterEvents ?? HISTORY_EVENTS_BEFORE_CONTINUE;
@@ -181,9 +267,9 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
   }
 }
 
-/** A task's Job: named after the task, in its namespace. */
+/** A task's Job: named after the task, in its namespace, made by this attempt. */
 function jobRef(task: TaskRef) {
-  return { taskId: task.id, name: task.name, namespace: task.namespace };
+  return { taskId: task.id, name: task.name, namespace: task.namespace, attempt: task.attempt };
 }
 
 /** Why an observed Job means the task cannot go on, or null when it is this attempt's Job. */

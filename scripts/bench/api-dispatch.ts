@@ -16,7 +16,7 @@ import { migrate } from '../../src/db/migrate.ts';
 import { createKubeClients } from '../../src/kubernetes.ts';
 import { MANAGED_BY, MANAGED_BY_LABEL } from '../../src/task/job.ts';
 import { connectTemporalClient } from '../../src/temporal.ts';
-import { buildWorker, connectWorker } from '../../src/worker-setup.ts';
+import { connectWorker, startNightwatchWorker } from '../../src/worker-setup.ts';
 import { createTestDatabase } from '../../test/support/database.ts';
 
 /** Past this a Job is not coming from the fast path at all. */
@@ -42,8 +42,7 @@ const prisma = createPrisma(config.DATABASE_URL, config.DATABASE_POOL_SIZE);
 const kube = createKubeClients(config.KUBECONFIG);
 const client = await connectTemporalClient(config);
 const connection = await connectWorker(config);
-const worker = await buildWorker({ config, prisma, kube, client, connection });
-const running = worker.run();
+const { worker, finished: running } = await startNightwatchWorker({ config, prisma, kube, client, connection });
 const app = buildApp({ config, prisma, client });
 await app.listen({ host: '127.0.0.1', port: 0 });
 const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/tasks`;

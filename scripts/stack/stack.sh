@@ -150,9 +150,18 @@ start_kwok() {
   launch kwok --kubeconfig "$KUBECONFIG_PATH" --config "$here/kwok-stages.yaml" --manage-all-nodes=true \
     --node-ip 10.0.0.1 --cidr 10.244.0.0/16
 }
+# The dev server has one history shard on one SQLite connection, so every write of every workflow
+# queues behind the previous one. Tuned as Temporal's own SDK stress runs tune it (README, "The local
+# stack" says what each setting bought): SQLite in WAL mode without fsync per commit, and a mutable-
+# state cache larger than the number of open workflows so none is reloaded from disk.
+# A real cluster needs none of this: many shards (numHistoryShards 512+, fixed at creation) on
+# MySQL/PostgreSQL/Cassandra, whose durability settings must stay on.
 start_temporal() {
   launch temporal server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
-    --db-filename "$DATA/temporal.db" --log-level warn
+    --db-filename "$DATA/temporal.db" --log-level warn \
+    --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=off \
+    --dynamic-config-value history.hostLevelCacheMaxSize=20000 \
+    ${NW_TEMPORAL_EXTRA_ARGS:-}
 }
 
 ensure_cluster_objects() {

@@ -5,12 +5,31 @@
 // Only conditions with status "True" count. Pure module: the client is imported for its types only.
 import type { V1Job, V1JobCondition } from '@kubernetes/client-node';
 import { TaskStatus } from '../task-status.ts';
+import { isOwnedByTask, jobAttempt } from './job.ts';
 
 export type JobTaskStatus = {
   status: Extract<TaskStatus, 'Pending' | 'Running' | 'Succeeded' | 'Failed'>;
   /** Why, when there is something to say: the failure, or why a Job is not running. */
   reason?: string;
 };
+
+/**
+ * What a task's workflow learns from looking at the Job named after it: nothing there, a stranger's
+ * Job, or its own Job (of some attempt) and the status that stands for. The same value comes from a
+ * read (`observeJob`) and from the worker's Job watch (the `jobChanged` signal), so the workflow
+ * treats both alike.
+ */
+export type JobObservation =
+  /** `attempt`, when known, is that of the Job seen deleted (watch), so another attempt's deletion is ignored. */
+  | { exists: false; attempt?: number | null }
+  | { exists: true; owned: false }
+  | ({ exists: true; owned: true; attempt: number | null } & JobTaskStatus);
+
+export function observeJobObject(job: V1Job | null | undefined, taskId: string): JobObservation {
+  if (!job) return { exists: false };
+  if (!isOwnedByTask(job, taskId)) return { exists: true, owned: false };
+  return { exists: true, owned: true, attempt: jobAttempt(job), ...jobStatusToTaskStatus(job) };
+}
 
 /**
  * The task status a Job's status stands for. A terminal condition wins over pod counts (pods may

@@ -13,7 +13,8 @@ import { createKubeClients, type KubeClients } from '../../src/kubernetes.ts';
 import { scheduleId } from '../../src/schedules.ts';
 import { temporalConnectionOptions } from '../../src/temporal.ts';
 import { allWatchers } from '../../src/watchers/index.ts';
-import { buildWorker, connectWorker } from '../../src/worker-setup.ts';
+import type { JobWatch } from '../../src/job-watch.ts';
+import { connectWorker, startNightwatchWorker } from '../../src/worker-setup.ts';
 import { createMigratedTestDatabase, unconnectedDatabaseUrl, type TestDatabase } from './database.ts';
 import { startJobLedger, type JobLedger } from './job-ledger.ts';
 
@@ -119,22 +120,27 @@ export async function removeTemporalLeftovers(client: Client, config: Config): P
 
 export interface RunningWorker {
   worker: Worker;
+  /** The worker's Job watch (signals task workflows, answers their reads). */
+  watch: JobWatch;
   stop(): Promise<void>;
 }
 
-/** A real nightwatch worker in this process, on the stack's task queue. */
-export async function startWorker(stack: Stack): Promise<RunningWorker> {
+/** A real nightwatch worker (with its Job watch) in this process, on the stack's task queue. */
+export async function startWorker(
+  stack: Pick<Stack, 'config' | 'prisma' | 'client'> & { kube: Pick<KubeClients, 'batch' | 'kubeconfig'> },
+  watchTuning: Parameters<typeof startNightwatchWorker>[2] = {},
+): Promise<RunningWorker> {
   const connection: NativeConnection = await connectWorker(stack.config);
-  const worker = await buildWorker({ ...stack, connection }, { shutdownGraceTime: '2s' });
-  const running = worker.run();
+  const { worker, watch, finished } = await startNightwatchWorker({ ...stack, connection }, { shutdownGraceTime: '2s' }, watchTuning);
   let stopped: Promise<void> | undefined;
   return {
     worker,
+    watch,
     /** Shut down and close the connection; safe to call more than once. */
     stop() {
       stopped ??= (async () => {
         if (worker.getState() === 'RUNNING') worker.shutdown();
-        await running;
+        await finished;
         await connection.close();
       })();
       return stopped;

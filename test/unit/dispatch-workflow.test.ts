@@ -1,5 +1,5 @@
-// dispatchWorkflow on a real Temporal dev server with stub activities: paging, bounded runs
-// (continue-as-new), and idempotent starts.
+// dispatchWorkflow on a real Temporal dev server with stub activities: paging, partitions that
+// start the task workflows as their children, bounded runs (continue-as-new), and idempotent starts.
 import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -54,7 +54,7 @@ beforeAll(async () => {
 afterAll(() => stub?.close());
 
 describe('dispatchWorkflow', () => {
-  it('starts one task workflow per row across pages, continuing as new before a run holds too many children, and skips a task already running', async () => {
+  it('hands each page to a partition that starts one task workflow per row, continuing as new after a few pages, and skips a task already running', async () => {
     const busy = await client.workflow.start(taskWorkflow, {
       taskQueue,
       workflowId: taskWorkflowId(busyId, idPrefix),
@@ -64,24 +64,29 @@ describe('dispatchWorkflow', () => {
     const handle = await client.workflow.start(dispatchWorkflow, {
       taskQueue,
       workflowId,
-      args: [{ idPrefix, pageSize: 5, maxChildrenPerRun: 10 }],
+      args: [{ idPrefix, pageSize: 5, partitionsPerRun: 2 }],
     });
     const totals = await handle.result();
     expect(totals).toEqual({ started: 24, alreadyRunning: 1 });
     // Pages resume where the previous run stopped: every row read once, oldest first.
     expect(pagesRead).toEqual(['0', '1004', '1009', '1014', '1019', '1024']);
 
-    // The first run continued as new; none held more than maxChildrenPerRun children.
+    // The first run continued as new after handing out two pages.
     const first = await client.workflow.getHandle(workflowId, handle.firstExecutionRunId).describe();
     expect(first.status.name).toBe('CONTINUED_AS_NEW');
     const runs = [];
     for await (const wf of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) runs.push(wf);
     expect(runs.length).toBeGreaterThanOrEqual(3);
 
+    const partitions = new Set<string>();
     for (const row of rows.slice(1)) {
       const d = await client.workflow.getHandle(taskWorkflowId(row.id, idPrefix)).describe();
       expect(d.memo).toMatchObject({ taskName: row.name, namespace: 'default', userId: 'u' });
+      // Each task is a child of its page's partition, itself a child of the dispatcher.
+      expect(d.parentExecution?.workflowId).toMatch(new RegExp(`^${workflowId}-p\\d+$`));
+      partitions.add(d.parentExecution!.workflowId!);
     }
+    expect(partitions.size).toBe(5);
     await busy.signal(cancelSignal);
     expect((await busy.result()).status).toBe('Cancelled');
   });

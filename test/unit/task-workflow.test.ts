@@ -1,10 +1,12 @@
 // taskWorkflow on a real Temporal dev server with stub activities: an in-memory row and a
 // scripted cluster, so faults (outages, rejections, a deleted row) can be injected on purpose.
+// The test plays the worker's Job watch too, sending `jobChanged` signals as the Job "changes".
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities, JobObservation, TaskRef } from '../../activities/index.ts';
 import { statusesBefore, type TaskStatus } from '../../src/task-status.ts';
+import { jobChangedSignal } from '../../workflows/signals.ts';
 import { cancelSignal, taskWorkflow } from '../../workflows/task.ts';
 import { startStubWorker, type StubWorker } from '../support/stub-worker.ts';
 
@@ -22,10 +24,10 @@ class World {
 const worlds = new Map<string, World>();
 const world = (id: string) => worlds.get(id)!;
 
-const running = (status: 'Pending' | 'Running' | 'Succeeded' | 'Failed', reason?: string): JobObservation => ({
+const running = (status: 'Pending' | 'Running' | 'Succeeded' | 'Failed', reason?: string, attempt = 1): JobObservation => ({
   exists: true,
   owned: true,
-  attempt: 1,
+  attempt,
   status,
   ...(reason ? { reason } : {}),
 });
@@ -67,9 +69,9 @@ const stubs: Partial<Activities> = {
     if (failure) throw failure;
     return 'created';
   },
-  async observeJob({ taskId }) {
+  async observeJob({ taskId, fresh }) {
     const w = world(taskId);
-    w.calls.push('observeJob');
+    w.calls.push(fresh ? 'observeJob:fresh' : 'observeJob');
     return w.observations.length > 1 ? w.observations.shift()! : w.observations[0]!;
   },
   async deleteJob({ taskId }) {
@@ -95,18 +97,47 @@ function newTask(info?: string): World {
   worlds.set(id, w);
   return w;
 }
-const start = (w: World) =>
-  client.workflow.start(taskWorkflow, { taskQueue, workflowId: `unit-task-${w.row!.id}`, args: [{ taskId: w.row!.id }] });
+const start = (w: World, extra: { fallbackAfterMs?: number; continueAfterEvents?: number } = {}) =>
+  client.workflow.start(taskWorkflow, { taskQueue, workflowId: `unit-task-${w.row!.id}`, args: [{ taskId: w.row!.id, ...extra }] });
+const reads = (w: World) => w.calls.filter((c) => c.startsWith('observeJob'));
+const untilStatus = (w: World, status: string) => expect.poll(() => w.row?.status, { timeout: 10_000 }).toBe(status);
 
 describe('taskWorkflow', () => {
-  it('creates the Job, then follows it forward to Succeeded', async () => {
+  it('creates the Job, then follows it forward to Succeeded through the watch, without reading the Job', async () => {
     const w = newTask();
-    w.observations = [running('Pending'), running('Running'), running('Succeeded')];
-    const result = await (await start(w)).result();
-    expect(result.status).toBe('Succeeded');
+    const handle = await start(w);
+    await untilStatus(w, 'Pending');
+    await handle.signal(jobChangedSignal, running('Running'));
+    await untilStatus(w, 'Running');
+    await handle.signal(jobChangedSignal, running('Succeeded'));
+    expect((await handle.result()).status).toBe('Succeeded');
     expect(w.row!.status).toBe('Succeeded');
     expect(w.calls.filter((c) => c.startsWith('markStatus'))).toEqual(['markStatus:Pending', 'markStatus:Running', 'markStatus:Succeeded']);
     expect(w.calls.filter((c) => c === 'createJob')).toHaveLength(1);
+    expect(reads(w)).toEqual([]);
+  });
+
+  it('reads the Job itself when the watch stays silent, so a lost signal costs only time', async () => {
+    const w = newTask();
+    w.observations = [running('Running'), running('Succeeded')];
+    const result = await (await start(w, { fallbackAfterMs: 300 })).result();
+    expect(result.status).toBe('Succeeded');
+    expect(w.calls.filter((c) => c.startsWith('markStatus'))).toEqual(['markStatus:Pending', 'markStatus:Running', 'markStatus:Succeeded']);
+    expect(reads(w).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('ignores what the watch says about another attempt\'s Job', async () => {
+    const w = newTask();
+    w.row!.attempt = 2;
+    const handle = await start(w);
+    await untilStatus(w, 'Pending');
+    // The first attempt's Job, failing and then deleted while it is replaced.
+    await handle.signal(jobChangedSignal, running('Failed', 'BackoffLimitExceeded', 1));
+    await handle.signal(jobChangedSignal, { exists: false, attempt: 1 });
+    await handle.signal(jobChangedSignal, running('Succeeded', undefined, 2));
+    expect((await handle.result()).status).toBe('Succeeded');
+    expect(w.row).toMatchObject({ status: 'Succeeded', attempt: 2, reason: null });
+    expect(reads(w)).toEqual([]);
   });
 
   it('fails an invalid task with its reason and never creates a Job', async () => {
@@ -131,9 +162,10 @@ describe('taskWorkflow', () => {
     const outage = () => ApplicationFailure.retryable('connect ECONNREFUSED 127.0.0.1:6443', 'KubernetesUnavailable');
     // three activity attempts fail (the activity's own quick retries), then the workflow's backoff takes over
     w.createFailures = [outage(), outage(), outage()];
-    w.observations = [running('Succeeded')];
-    const result = await (await start(w)).result();
-    expect(result.status).toBe('Succeeded');
+    const handle = await start(w);
+    await untilStatus(w, 'Pending');
+    await handle.signal(jobChangedSignal, running('Succeeded'));
+    expect((await handle.result()).status).toBe('Succeeded');
     expect(w.reasons[0]).toMatch(/^creating the Job failed: connect ECONNREFUSED 127\.0\.0\.1:6443; retrying in 2 s$/);
     expect(w.reasons.at(-1)).toBeNull();
     expect(w.calls.filter((c) => c === 'createJob')).toHaveLength(4);
@@ -141,58 +173,67 @@ describe('taskWorkflow', () => {
 
   it('on cancel deletes the Job and ends Cancelled with the reason given', async () => {
     const w = newTask();
-    w.observations = [running('Running')];
     const handle = await start(w);
-    await expect.poll(() => w.row!.status, { timeout: 10_000 }).toBe('Running');
+    await untilStatus(w, 'Pending');
+    await handle.signal(jobChangedSignal, running('Running'));
+    await untilStatus(w, 'Running');
     await handle.signal(cancelSignal, { reason: 'no longer needed' });
     expect(await handle.result()).toMatchObject({ status: 'Cancelled', reason: 'no longer needed' });
     expect(w.calls).toContain('deleteJob');
     expect(w.row).toMatchObject({ status: 'Cancelled', reason: 'no longer needed' });
   });
 
-  it('fails the task when its Job disappears before finishing', async () => {
+  it('fails the task when its Job disappears before finishing, after making sure with the API server', async () => {
     const w = newTask();
-    w.observations = [running('Running'), { exists: false }];
-    const result = await (await start(w)).result();
-    expect(result.status).toBe('Failed');
+    w.observations = [{ exists: false }];
+    const handle = await start(w);
+    await untilStatus(w, 'Pending');
+    await handle.signal(jobChangedSignal, running('Running'));
+    await untilStatus(w, 'Running');
+    await handle.signal(jobChangedSignal, { exists: false, attempt: 1 });
+    expect((await handle.result()).status).toBe('Failed');
     expect(w.row!.reason).toMatch(/Job default\/task-\d+ disappeared before it finished/);
+    expect(reads(w)).toEqual(['observeJob:fresh']);
   });
 
   it('stops, deleting the Job, when the row is deleted mid-run', async () => {
     const w = newTask();
-    w.observations = [running('Pending')];
     const handle = await start(w);
-    await expect.poll(() => w.row!.status, { timeout: 10_000 }).toBe('Pending');
+    await untilStatus(w, 'Pending');
     w.row = null;
-    w.observations = [running('Running')];
+    await handle.signal(jobChangedSignal, running('Running'));
     expect(await handle.result()).toEqual({ status: 'Deleted' });
     expect(w.calls).toContain('deleteJob');
   });
 
   it('never moves a row that moved on elsewhere (a newer attempt) backwards', async () => {
     const w = newTask();
-    w.observations = [running('Pending')];
     const handle = await start(w);
-    await expect.poll(() => w.row!.status, { timeout: 10_000 }).toBe('Pending');
+    await untilStatus(w, 'Pending');
     w.row!.attempt = 2;
     w.row!.status = 'Normal';
-    w.observations = [running('Succeeded')];
+    await handle.signal(jobChangedSignal, running('Succeeded'));
     const result = await handle.result();
     expect(result.status).toBe('Normal');
     expect(w.row).toMatchObject({ status: 'Normal', attempt: 2 });
   });
 
-  it('continues as new while observing a long Job, and still ends with its outcome', async () => {
+  it('continues as new while following a long Job, and still ends with its outcome', async () => {
     const w = newTask();
-    w.observations = [running('Running'), running('Running'), running('Succeeded')];
-    const handle = await client.workflow.start(taskWorkflow, {
-      taskQueue,
-      workflowId: `unit-task-${w.row!.id}`,
-      args: [{ taskId: w.row!.id, continueAfterEvents: 10 }],
-    });
+    w.observations = [running('Running')];
+    const handle = await start(w, { continueAfterEvents: 10 });
+    await untilStatus(w, 'Pending');
+    const first = client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId);
+    await handle.signal(jobChangedSignal, running('Running'));
+    // Every signal wakes the workflow; past 10 events it continues as new.
+    for (let i = 0; (await first.describe()).status.name === 'RUNNING'; i++) {
+      expect(i).toBeLessThan(20);
+      await handle.signal(jobChangedSignal, running('Running', `still running ${i}`));
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect((await first.describe()).status.name).toBe('CONTINUED_AS_NEW');
+    await handle.signal(jobChangedSignal, running('Succeeded'));
     expect((await handle.result()).status).toBe('Succeeded');
-    const first = await client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId).describe();
-    expect(first.status.name).toBe('CONTINUED_AS_NEW');
     expect(w.calls.filter((c) => c === 'loadTask')).toHaveLength(1);
     expect(w.calls.filter((c) => c === 'createJob')).toHaveLength(1);
   }, 30_000);
@@ -200,9 +241,11 @@ describe('taskWorkflow', () => {
   it('adopts the Job of a row already Running instead of creating one', async () => {
     const w = newTask();
     w.row!.status = 'Running';
-    w.observations = [running('Running'), running('Succeeded')];
-    const result = await (await start(w)).result();
-    expect(result.status).toBe('Succeeded');
+    w.observations = [running('Running')];
+    const handle = await start(w);
+    await expect.poll(() => reads(w).length, { timeout: 10_000 }).toBe(1);
+    await handle.signal(jobChangedSignal, running('Succeeded'));
+    expect((await handle.result()).status).toBe('Succeeded');
     expect(w.calls).not.toContain('createJob');
   });
 });

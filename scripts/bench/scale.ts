@@ -1,0 +1,264 @@
+// Benchmark: N tasks at once, side by side with the cluster alone, in one run (issue "Scale").
+//   eval "$(npm run -s stack env)"
+//   npm exec -- tsx scripts/bench/scale.ts [tasks=1000] [--workers=1] [--run=2s] [--no-baseline]
+// 1. The cluster alone: N Jobs created straight through the Kubernetes API (20 in flight, about
+//    what a worker's concurrent activities amount to), timed until all are Complete.
+// 2. nightwatch: N rows inserted at once with plain SQL, the Schedule's default cadence, worker(s)
+//    with their Job watch in this process. Timed from the insert to the first Job and from the first
+//    Job until every row is Succeeded; the ratio to (1) is the figure that matters.
+// Counted at the clients: Kubernetes API requests (the worker's Job API client) and database writes
+// (the task table) per task; Temporal history events per task (every run of every task workflow);
+// signals per task; how long a Job's end takes to reach its row (Job seen Complete by this script's
+// own watch → the row's finished_at); the RSS of this process (worker(s) and the benchmark), sampled
+// during the batch, with the workflow bundle prebuilt as in production.
+// Each phase works in a namespace of its own, deleted at the end, and a throwaway database.
+import { randomBytes } from 'node:crypto';
+import { makeInformer, type V1Job } from '@kubernetes/client-node';
+import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/config.ts';
+import { createPrisma } from '../../src/db/client.ts';
+import { migrate } from '../../src/db/migrate.ts';
+import { createKubeClients, type KubeClients } from '../../src/kubernetes.ts';
+import { ensureSchedules } from '../../src/schedules.ts';
+import { jobStatusToTaskStatus } from '../../src/task/job-status.ts';
+import { connectTemporalClient } from '../../src/temporal.ts';
+import { connectWorker, startNightwatchWorker, WORKFLOWS_PATH, type NightwatchWorker } from '../../src/worker-setup.ts';
+import { createTestDatabase } from '../../test/support/database.ts';
+import { removeTemporalLeftovers } from '../../test/support/stack.ts';
+
+Runtime.install({ logger: new DefaultLogger('WARN') });
+const args = process.argv.slice(2);
+const flag = (name: string, fallback: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
+const count = Number(args.find((a) => /^\d+$/.test(a)) ?? 1000);
+const workerCount = Number(flag('workers', '1'));
+const runFor = flag('run', '2s');
+const baseline = !args.includes('--no-baseline');
+const tag = randomBytes(3).toString('hex');
+const kube = createKubeClients(process.env.KUBECONFIG);
+const podAnnotations: Record<string, string> = runFor === '2s' ? {} : { 'nightwatch.io/kwok-run-duration': runFor };
+
+const isComplete = (job: V1Job) => job.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True') ?? false;
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+
+async function createNamespace(name: string): Promise<void> {
+  await kube.core.createNamespace({ body: { metadata: { name, labels: { 'nightwatch.io/benchmark': tag } } } });
+  // Pods wait for the namespace's default ServiceAccount; don't time that.
+  for (;;) {
+    const ok = await kube.core.readNamespacedServiceAccount({ name: 'default', namespace: name }).then(() => true, () => false);
+    if (ok) return;
+    await sleep(200);
+  }
+}
+
+async function deleteNamespace(name: string, wait: boolean): Promise<void> {
+  await kube.core.deleteNamespace({ name, body: { propagationPolicy: 'Background' } }).catch(() => undefined);
+  while (wait && (await kube.core.readNamespace({ name }).then(() => true, () => false))) await sleep(500);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * This script's own view of the Jobs in a namespace: when each was first seen, first seen Complete
+ * (the cluster-alone figure), and first seen in a state that means Succeeded for its task.
+ */
+async function watchJobs(namespace: string) {
+  const created = new Map<string, number>();
+  const completed = new Map<string, number>();
+  const succeeded = new Map<string, number>();
+  const informer = makeInformer<V1Job>(kube.kubeconfig, `/apis/batch/v1/namespaces/${namespace}/jobs`, () =>
+    kube.batch.listNamespacedJob({ namespace }),
+  );
+  const seen = (job: V1Job) => {
+    const name = job.metadata!.name!;
+    if (!created.has(name)) created.set(name, performance.now());
+    if (isComplete(job) && !completed.has(name)) completed.set(name, Date.now());
+    if (jobStatusToTaskStatus(job).status === 'Succeeded' && !succeeded.has(name)) succeeded.set(name, Date.now());
+  };
+  informer.on('add', seen);
+  informer.on('update', seen);
+  informer.on('error', () => void sleep(1000).then(() => informer.start()));
+  await informer.start();
+  return { created, completed, succeeded, stop: () => informer.stop() };
+}
+
+async function clusterAlone(): Promise<number> {
+  const namespace = `bench-cluster-${tag}`;
+  await createNamespace(namespace);
+  try {
+    const jobs = await watchJobs(namespace);
+    const t0 = performance.now();
+    const names = Array.from({ length: count }, (_, i) => `job-${i}`);
+    for (let i = 0; i < names.length; i += 20) {
+      await Promise.all(
+        names.slice(i, i + 20).map((name) =>
+          kube.batch.createNamespacedJob({
+            namespace,
+            body: {
+              metadata: { name },
+              spec: {
+                backoffLimit: 0,
+                template: {
+                  metadata: { annotations: podAnnotations },
+                  spec: { restartPolicy: 'Never', containers: [{ name: 'task', image: 'alpine', command: ['true'] }] },
+                },
+              },
+            },
+          }),
+        ),
+      );
+    }
+    while (jobs.completed.size < count) await sleep(100);
+    const ms = performance.now() - t0;
+    await jobs.stop();
+    return ms;
+  } finally {
+    // Wait until its Jobs and pods are gone, so nightwatch's phase has the cluster to itself.
+    await deleteNamespace(namespace, true);
+  }
+}
+
+/** `target` with each call of a method whose name passes `counts` tallied in `tally.calls`. */
+function counting<T extends object>(target: T, counts: (method: string) => boolean, tally: { calls: number }): T {
+  return new Proxy(target, {
+    get(obj, prop, receiver) {
+      const value = Reflect.get(obj, prop, receiver);
+      if (typeof value !== 'function' || !counts(String(prop))) return value;
+      return (...a: unknown[]) => {
+        tally.calls++;
+        return (value as (...x: unknown[]) => unknown).apply(obj, a);
+      };
+    },
+  });
+}
+
+async function nightwatch() {
+  // Prebuilt, as in production (npm run build:workflows): bundling at start-up is not what a running worker costs.
+  const bundlePath = join(mkdtempSync(join(tmpdir(), 'nightwatch-bench-')), 'workflows.js');
+  writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') })).code);
+  const namespace = `bench-nw-${tag}`;
+  await createNamespace(namespace);
+  const db = await createTestDatabase();
+  await migrate(db.url);
+  const config = loadConfig({
+    ...process.env,
+    DATABASE_URL: db.url,
+    TEMPORAL_TASK_QUEUE: `bench-${tag}`,
+    WORKFLOW_ID_PREFIX: `bench${tag}-`,
+    ALLOWED_NAMESPACES: namespace,
+    WORKFLOW_BUNDLE_PATH: bundlePath,
+  });
+  const kubeRequests = { calls: 0 };
+  const dbWrites = { calls: 0 };
+  const prismaClient = createPrisma(config.DATABASE_URL, config.DATABASE_POOL_SIZE);
+  const countedTask = counting(prismaClient.task, (m) => /^(create|update|upsert|delete)/.test(m), dbWrites);
+  const prisma = new Proxy(prismaClient, { get: (t, p, r) => (p === 'task' ? countedTask : Reflect.get(t, p, r)) });
+  const workerKube: Pick<KubeClients, 'batch' | 'kubeconfig'> = { batch: counting(kube.batch, () => true, kubeRequests), kubeconfig: kube.kubeconfig };
+  const client = await connectTemporalClient(config);
+  const workers: { connection: Awaited<ReturnType<typeof connectWorker>>; running: NightwatchWorker }[] = [];
+  const jobs = await watchJobs(namespace);
+  try {
+    for (let i = 0; i < workerCount; i++) {
+      const connection = await connectWorker(config);
+      workers.push({ connection, running: await startNightwatchWorker({ config, prisma, kube: workerKube, client, connection }) });
+    }
+    await ensureSchedules(client, config);
+    const t0 = performance.now();
+    const insertedAt = Date.now();
+    await prismaClient.task.createMany({
+      data: Array.from({ length: count }, (_, i) => ({
+        name: `task-${i}`,
+        namespace,
+        userId: 'bench',
+        info: JSON.stringify({ image: 'alpine', command: ['true'], ...(runFor === '2s' ? {} : { annotations: podAnnotations }) }),
+      })),
+    });
+    let rssWhileInFlight = 0;
+    let rssDuringBatch = 0;
+    for (;;) {
+      const counts = await prismaClient.task.groupBy({ by: ['status'], _count: true });
+      const by = Object.fromEntries(counts.map((c) => [c.status, c._count]));
+      const rss = process.memoryUsage.rss() / 2 ** 20;
+      rssDuringBatch = Math.max(rssDuringBatch, rss);
+      if ((by.Running ?? 0) + (by.Pending ?? 0) >= count * 0.99) rssWhileInFlight = Math.max(rssWhileInFlight, rss);
+      const final = (by.Succeeded ?? 0) + (by.Failed ?? 0) + (by.Cancelled ?? 0);
+      if (final === count) {
+        if (by.Failed || by.Cancelled) console.log(`warning: ${by.Failed ?? 0} tasks failed, ${by.Cancelled ?? 0} cancelled`);
+        break;
+      }
+      await sleep(250);
+    }
+    const allDoneMs = performance.now() - t0;
+    const firstJobMs = Math.min(...jobs.created.values()) - t0;
+    const allJobsMs = Math.max(...jobs.created.values()) - t0;
+
+    // A Job's end → its row: this script's watch saw it succeed → the row's finished_at.
+    const rows = await prismaClient.task.findMany({ select: { name: true, finishedAt: true } });
+    const lag = rows
+      .filter((r) => r.finishedAt && jobs.succeeded.has(r.name))
+      .map((r) => r.finishedAt!.getTime() - jobs.succeeded.get(r.name)!)
+      .sort((a, b) => a - b);
+
+    let events = 0;
+    let runs = 0;
+    for await (const wf of client.workflow.list({ query: `TaskQueue = '${config.TEMPORAL_TASK_QUEUE}' AND WorkflowType = 'taskWorkflow'` })) {
+      events += wf.historyLength;
+      runs++;
+    }
+    const signals = workers.reduce((n, w) => n + w.running.watch.stats.signalsSent, 0);
+    const signalErrors = workers.reduce((n, w) => n + w.running.watch.stats.signalErrors, 0);
+    return {
+      insertToFirstJobMs: firstJobMs,
+      insertToAllJobsMs: allJobsMs,
+      firstJobToAllDoneMs: allDoneMs - firstJobMs,
+      insertedAt,
+      kubePerTask: kubeRequests.calls / count,
+      dbWritesPerTask: dbWrites.calls / count,
+      eventsPerTask: events / count,
+      runs,
+      signalsPerTask: signals / count,
+      signalErrors,
+      lagMedianMs: quantile(lag, 0.5),
+      lagP90Ms: quantile(lag, 0.9),
+      rssWhileInFlight,
+      rssDuringBatch,
+      dispatchInterval: config.DISPATCH_INTERVAL,
+    };
+  } finally {
+    await removeTemporalLeftovers(client, config);
+    for (const w of workers) {
+      w.running.worker.shutdown();
+      await w.running.finished.catch(() => undefined);
+      await w.connection.close();
+    }
+    await jobs.stop();
+    await client.connection.close();
+    await prismaClient.$disconnect();
+    await db.drop();
+    await deleteNamespace(namespace, false);
+  }
+}
+
+const clusterMs = baseline ? await clusterAlone() : NaN;
+const nw = await nightwatch();
+const row = (k: string, v: string) => console.log(`| ${k.padEnd(58)} | ${v.padEnd(24)} |`);
+console.log();
+console.log(`${count} tasks of ${runFor}, ${workerCount} worker(s), dispatch every ${nw.dispatchInterval / 1000} s`);
+row('measure', 'figure');
+row('-'.repeat(58), '-'.repeat(24));
+if (baseline) row('the cluster alone: all Complete', seconds(clusterMs));
+row('nightwatch: insert → first Job', seconds(nw.insertToFirstJobMs));
+row('nightwatch: insert → all Jobs created', seconds(nw.insertToAllJobsMs));
+row('nightwatch: first Job → all Succeeded', seconds(nw.firstJobToAllDoneMs));
+if (baseline) row('  ratio to the cluster alone', `${(nw.firstJobToAllDoneMs / clusterMs).toFixed(2)}×`);
+row('Kubernetes API requests per task (nightwatch)', nw.kubePerTask.toFixed(2));
+row('Temporal history events per task', `${nw.eventsPerTask.toFixed(1)} (${nw.runs} runs)`);
+row('database writes per task', nw.dbWritesPerTask.toFixed(2));
+row('jobChanged signals per task (all workers)', `${nw.signalsPerTask.toFixed(2)}${nw.signalErrors ? ` (${nw.signalErrors} failed)` : ''}`);
+row('Job end → row, median / p90', `${nw.lagMedianMs} ms / ${nw.lagP90Ms} ms`);
+row('RSS with ≥ 99% of tasks in flight (worker + benchmark)', nw.rssWhileInFlight ? `${nw.rssWhileInFlight.toFixed(0)} MB` : 'n/a (never that many at once)');
+row('RSS during the batch, max (worker + benchmark)', `${nw.rssDuringBatch.toFixed(0)} MB`);
+process.exit(0);

@@ -1,0 +1,288 @@
+// The worker's Job watch (ARCHITECTURE.md: "one shared informer on nightwatch's Jobs"). Each
+// worker replica keeps one informer per allowed namespace (or one for the whole cluster when
+// ALLOWED_NAMESPACES is `*`) on Jobs labelled managed-by=nightwatch, and signals `jobChanged` to
+// task-<id> whenever what a Job means for its task changes. Task workflows wait for that signal,
+// with a slow fallback read, so a missed event costs latency, never correctness.
+//
+// Several replicas all signal the same change; each signal carries a request id derived from the
+// change itself, so the Temporal server records it once (it drops a signal whose request id the run
+// has already seen). The informer's cache also answers the workflows' fallback reads, so following
+// a Job costs no request to the API server however long it runs.
+import { createHash } from 'node:crypto';
+import { makeInformer, type Informer, type KubeConfig, type ObjectCache, type V1Job } from '@kubernetes/client-node';
+import { isGrpcServiceError, type Client } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { JobLookup } from '../activities/kubernetes.ts';
+import { jobAttempt, MANAGED_BY, MANAGED_BY_LABEL, TASK_ID_LABEL } from './task/job.ts';
+import { observeJobObject, type JobObservation } from './task/job-status.ts';
+import type { KubeClients } from './kubernetes.ts';
+import { taskWorkflowId } from '../workflows/ids.ts';
+import { JOB_CHANGED_SIGNAL } from '../workflows/signals.ts';
+
+/** A watch that has shown no sign of life (event, reconnect) for this long is restarted. */
+const STALL_AFTER_MS = 90_000;
+/** How often the watchdog looks. The client library's own watch times out after 30 s of silence and reconnects. */
+const WATCHDOG_EVERY_MS = 15_000;
+/** An informer that stopped on an error is restarted after this, doubling up to the maximum. */
+const RESTART_INITIAL_MS = 1_000;
+const RESTART_MAX_MS = 30_000;
+/** Signals in flight at once; more waiting changes queue up (only the newest per task is kept). */
+const SIGNAL_CONCURRENCY = 32;
+/** A signal that failed for a reason other than "no such workflow" is tried again after this. */
+const SIGNAL_RETRY_MS = 2_000;
+const GRPC_NOT_FOUND = 5;
+
+export interface JobWatchOptions {
+  kubeconfig: KubeConfig;
+  batch: KubeClients['batch'];
+  client: Client;
+  /** ALLOWED_NAMESPACES: one informer each, or one for the cluster when it contains `*`. */
+  namespaces: readonly string[];
+  /** WORKFLOW_ID_PREFIX */
+  idPrefix: string;
+  log?: (message: string) => void;
+  /** Overrides of STALL_AFTER_MS and WATCHDOG_EVERY_MS (tests of the watchdog). */
+  stallAfterMs?: number;
+  watchdogEveryMs?: number;
+}
+
+export interface JobWatchStats {
+  /** Signals sent to task workflows (each replica counts its own). */
+  signalsSent: number;
+  /** Signals whose workflow was not running (finished, or never ours). */
+  signalsToNoWorkflow: number;
+  signalErrors: number;
+  /** Informer restarts after an error or a stall. */
+  restarts: number;
+}
+
+export interface JobWatch extends JobLookup {
+  /** Resolves once every informer has listed its Jobs (or failed to; it then keeps retrying). */
+  ready: Promise<void>;
+  stats: JobWatchStats;
+  /** Whether every informer is connected and current. */
+  healthy(): boolean;
+  stop(): Promise<void>;
+  /** Stop one informer as if it had died, without telling the watchdog (for tests of its recovery). */
+  simulateSilentStall(): Promise<void>;
+}
+
+const SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+
+interface Watched {
+  namespace: string | null;
+  /** Replaced on every restart; a stopped informer's late events and errors are ignored by generation. */
+  informer: Informer<V1Job> & ObjectCache<V1Job>;
+  generation: number;
+  /** Listed and watching since the last (re)start, with no error since. */
+  live: boolean;
+  lastSignOfLife: number;
+  restartDelay: number;
+  restartTimer?: NodeJS.Timeout;
+}
+
+export function startJobWatch(options: JobWatchOptions): JobWatch {
+  const log = options.log ?? ((m: string) => console.warn(`nightwatch job watch: ${m}`));
+  const stats: JobWatchStats = { signalsSent: 0, signalsToNoWorkflow: 0, signalErrors: 0, restarts: 0 };
+  const clusterWide = options.namespaces.includes('*');
+  let stopped = false;
+  const signals = createSignalPump(options, stats, log);
+
+  function makeFor(w: Pick<Watched, 'namespace'> & Partial<Watched>, generation: number) {
+    const namespace = w.namespace;
+    const informer = makeInformer<V1Job>(
+      options.kubeconfig,
+      namespace === null ? '/apis/batch/v1/jobs' : `/apis/batch/v1/namespaces/${namespace}/jobs`,
+      // The list function must apply the selector itself; the watch gets it from makeInformer.
+      () =>
+        namespace === null
+          ? options.batch.listJobForAllNamespaces({ labelSelector: SELECTOR })
+          : options.batch.listNamespacedJob({ namespace, labelSelector: SELECTOR }),
+      SELECTOR,
+    );
+    const current = () => !stopped && w.generation === generation;
+    const alive = () => {
+      if (current()) w.lastSignOfLife = Date.now();
+    };
+    const changed = (deleted: boolean) => (job: V1Job) => {
+      if (!current()) return;
+      alive();
+      signals.offer(job, deleted);
+    };
+    informer.on('add', changed(false));
+    informer.on('update', changed(false));
+    informer.on('delete', changed(true));
+    informer.on('connect', alive);
+    informer.on('error', (err: unknown) => {
+      if (!current() || w.restartTimer) return;
+      const self = w as Watched;
+      self.live = false;
+      log(`watch of ${where(self)} stopped: ${describe(err)}; restarting in ${self.restartDelay / 1000} s`);
+      self.restartTimer = setTimeout(() => {
+        self.restartTimer = undefined;
+        if (!current()) return;
+        self.restartDelay = Math.min(self.restartDelay * 2, RESTART_MAX_MS);
+        void restart(self);
+      }, self.restartDelay);
+    });
+    return informer;
+  }
+
+  const watched: Watched[] = (clusterWide ? [null] : [...new Set(options.namespaces)]).map((namespace) => {
+    const w = { namespace, generation: 0, live: false, lastSignOfLife: Date.now(), restartDelay: RESTART_INITIAL_MS } as Watched;
+    w.informer = makeFor(w, 0);
+    return w;
+  });
+
+  async function begin(w: Watched): Promise<void> {
+    const { generation, informer } = w;
+    await informer.start();
+    // start() returns once the list is in and the watch is requested; an error on the way has
+    // already scheduled a restart.
+    if (!stopped && generation === w.generation && !w.restartTimer) {
+      w.live = true;
+      w.restartDelay = RESTART_INITIAL_MS;
+      w.lastSignOfLife = Date.now();
+    }
+  }
+
+  /** A fresh informer (a full relist); the old one is stopped and whatever it still says is ignored. */
+  async function restart(w: Watched): Promise<void> {
+    stats.restarts++;
+    const old = w.informer;
+    w.generation++;
+    w.live = false;
+    w.informer = makeFor(w, w.generation);
+    await old.stop();
+    await begin(w);
+  }
+
+  const ready = Promise.all(watched.map(begin)).then(() => undefined);
+  const stallAfterMs = options.stallAfterMs ?? STALL_AFTER_MS;
+  const watchdog = setInterval(() => {
+    for (const w of watched) {
+      if (!w.restartTimer && Date.now() - w.lastSignOfLife > stallAfterMs) {
+        log(`watch of ${where(w)} showed no sign of life for ${stallAfterMs / 1000} s; restarting it`);
+        void restart(w);
+      }
+    }
+  }, options.watchdogEveryMs ?? WATCHDOG_EVERY_MS);
+  watchdog.unref();
+
+  const coveringInformer = (namespace: string) => watched.find((w) => w.namespace === null || w.namespace === namespace);
+
+  return {
+    ready,
+    stats,
+    healthy: () => watched.every((w) => w.live),
+    cached(namespace, name) {
+      const w = coveringInformer(namespace);
+      return w?.live ? w.informer.get(name, namespace) : undefined;
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(watchdog);
+      for (const w of watched) {
+        clearTimeout(w.restartTimer);
+        w.generation++;
+        w.live = false;
+        await w.informer.stop();
+      }
+      await signals.drain();
+    },
+    async simulateSilentStall() {
+      for (const w of watched) {
+        w.generation++;
+        await w.informer.stop();
+      }
+    },
+  };
+}
+
+function where(w: Watched): string {
+  return w.namespace === null ? 'Jobs in all namespaces' : `Jobs in namespace '${w.namespace}'`;
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name;
+  return String(err);
+}
+
+/**
+ * Turns Job changes into `jobChanged` signals: only changes that mean something to the task (its
+ * status or reason, or the Job's deletion), at most one pending signal per task (the newest), a
+ * bounded number in flight, and each change signalled once per replica.
+ */
+function createSignalPump(options: JobWatchOptions, stats: JobWatchStats, log: (m: string) => void) {
+  /** Per Job uid, the key of the last change signalled, so a relist or a no-op update sends nothing. */
+  const lastSent = new Map<string, string>();
+  const queue = new Map<string, { workflowId: string; uid: string; key: string; observation: JobObservation }>();
+  let inFlight = 0;
+  let idle: (() => void) | null = null;
+
+  function offer(job: V1Job, deleted: boolean): void {
+    const taskId = job.metadata?.labels?.[TASK_ID_LABEL];
+    const uid = job.metadata?.uid;
+    if (!taskId || !uid || !/^\d+$/.test(taskId)) return;
+    const observation: JobObservation = deleted ? { exists: false, attempt: jobAttempt(job) } : observeJobObject(job, taskId);
+    // A Job just created is Pending, which the workflow wrote itself: nothing to tell it.
+    if (observation.exists && observation.owned && observation.status === 'Pending' && !observation.reason) return;
+    const key = JSON.stringify(observation);
+    if (lastSent.get(uid) === key) return;
+    if (deleted) lastSent.delete(uid);
+    else lastSent.set(uid, key);
+    const workflowId = taskWorkflowId(taskId, options.idPrefix);
+    queue.set(workflowId, { workflowId, uid, key, observation });
+    pump();
+  }
+
+  function pump(): void {
+    while (inFlight < SIGNAL_CONCURRENCY && queue.size > 0) {
+      const [workflowId, item] = queue.entries().next().value!;
+      queue.delete(workflowId);
+      inFlight++;
+      void send(item).finally(() => {
+        inFlight--;
+        pump();
+        if (inFlight === 0 && queue.size === 0) idle?.();
+      });
+    }
+  }
+
+  async function send(item: { workflowId: string; uid: string; key: string; observation: JobObservation }): Promise<void> {
+    try {
+      await options.client.workflowService.signalWorkflowExecution({
+        namespace: options.client.options.namespace,
+        workflowExecution: { workflowId: item.workflowId },
+        signalName: JOB_CHANGED_SIGNAL,
+        input: { payloads: [defaultPayloadConverter.toPayload(item.observation)] },
+        identity: options.client.options.identity,
+        // The same change gets the same id on every replica: the server keeps the first only.
+        requestId: createHash('sha256').update(`${item.workflowId}\n${item.uid}\n${item.key}`).digest('hex').slice(0, 36),
+      });
+      stats.signalsSent++;
+    } catch (err) {
+      if (isGrpcServiceError(err) && err.code === GRPC_NOT_FOUND) {
+        stats.signalsToNoWorkflow++;
+        return;
+      }
+      stats.signalErrors++;
+      log(`signalling ${item.workflowId} failed: ${describe(err)}; trying again in ${SIGNAL_RETRY_MS / 1000} s`);
+      await new Promise((r) => setTimeout(r, SIGNAL_RETRY_MS));
+      // A newer change for the task may have arrived meanwhile; it supersedes this one.
+      if (!queue.has(item.workflowId)) queue.set(item.workflowId, item);
+    }
+  }
+
+  return {
+    offer,
+    /** Wait for the signals in flight (queued ones are dropped: the workflows' fallback reads cover them). */
+    drain(): Promise<void> {
+      queue.clear();
+      if (inFlight === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        idle = resolve;
+      });
+    },
+  };
+}
