@@ -19,13 +19,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfig, type Config } from '../src/config.ts';
 import { createPrisma } from '../src/db/client.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createKubeClients, type KubeClients } from '../src/kubernetes.ts';
 import { connectTemporalClient } from '../src/temporal.ts';
-import { buildWorker, connectWorker } from '../src/worker-setup.ts';
+import * as workerSetup from '../src/worker-setup.ts';
 import { createTestDatabase } from '../test/support/database.ts';
 
 const tag = process.argv[2];
@@ -123,15 +123,25 @@ async function save(scenario: string, description: string, workflowId: string, f
   }
 }
 
-async function withWorker<T>(kubeClients: Pick<KubeClients, 'batch'>, cfg: Config, body: () => Promise<T>): Promise<T> {
-  const connection = await connectWorker(cfg);
-  const worker: Worker = await buildWorker({ config: cfg, prisma, kube: kubeClients, client, connection }, { shutdownGraceTime: '2s' });
-  const running = worker.run();
+/** A real worker replica, as `npm run worker` runs it, for the length of `body`. */
+async function withWorker<T>(kubeClients: KubeClients, cfg: Config, body: () => Promise<T>): Promise<T> {
+  const connection = await workerSetup.connectWorker(cfg);
+  const deps = { config: cfg, prisma, kube: kubeClients, client, connection };
+  const { buildWorker } = workerSetup;
+  // Versions with a Job watch start it with the worker (startNightwatchWorker); earlier ones
+  // (v1-polling) have only buildWorker.
+  const { worker, finished } =
+    'startNightwatchWorker' in workerSetup
+      ? await workerSetup.startNightwatchWorker(deps, { shutdownGraceTime: '2s' })
+      : await (async () => {
+          const worker = await buildWorker(deps, { shutdownGraceTime: '2s' });
+          return { worker, finished: worker.run() };
+        })();
   try {
     return await body();
   } finally {
     worker.shutdown();
-    await running;
+    await finished;
     await connection.close();
   }
 }
