@@ -43,7 +43,7 @@ const RANK: Record<string, number> = { Normal: 0, Pending: 1, Running: 2, Succee
 const isFinal = (status: string) => RANK[status] === 3;
 
 /**
- * Every status each row shows while `until` is pending, read every 100 ms. A poll can miss a
+ * Every status each row shows until `stop`, read every 100 ms. A poll can miss a
  * short-lived status but never invents one, so any step back it sees is real.
  */
 function recordStatuses(ids: bigint[]): { history: Map<string, string[]>; stop: () => Promise<void> } {
