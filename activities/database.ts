@@ -85,6 +85,11 @@ export function createDatabaseActivities(prisma: PrismaClient, policy: Namespace
       return { updated: false, current };
     },
 
+    /** The row's status and attempt now; null when it was deleted. */
+    async taskState(taskId: string): Promise<{ status: string; attempt: number } | null> {
+      return prisma.task.findUnique({ where: { id: BigInt(taskId) }, select: { status: true, attempt: true } });
+    },
+
     /** Show (or clear, with null) the last transient error on a row in progress, without moving its status. */
     async recordReason(input: { taskId: string; attempt: number; reason: string | null }): Promise<void> {
       await prisma.task.updateMany({

@@ -1,10 +1,47 @@
-// Temporal activities: what reconcile needs to know about other workflows.
-import type { Client } from '@temporalio/client';
+// Temporal activities: starting task workflows for the dispatcher, and what reconcile needs to
+// know about other workflows.
+import { Context } from '@temporalio/activity';
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { workflowIsRunning } from '../src/temporal.ts';
-import { taskWorkflowId } from '../workflows/ids.ts';
+import { taskWorkflowId, taskWorkflowStart } from '../workflows/ids.ts';
+import type { TaskRef } from './database.ts';
+
+/** Starts in flight at once: the server answers each in milliseconds; more only queue there. */
+const START_CONCURRENCY = 20;
 
 export function createTemporalActivities(client: Client) {
   return {
+    /**
+     * Start task-<id> for each row, on this worker's task queue. A run already open for a task is
+     * its owner and is left alone; a closed one (an earlier attempt) gives way to a new run.
+     * Eager start hands the new workflow's first task straight to a worker in this process when
+     * one has room, skipping a round through the task queue.
+     */
+    async startTaskWorkflows(input: { tasks: TaskRef[]; idPrefix: string }): Promise<{ started: number; alreadyRunning: number }> {
+      const { taskQueue } = Context.current().info;
+      let started = 0;
+      let alreadyRunning = 0;
+      for (let i = 0; i < input.tasks.length; i += START_CONCURRENCY) {
+        await Promise.all(
+          input.tasks.slice(i, i + START_CONCURRENCY).map(async (task) => {
+            try {
+              await client.workflow.start('taskWorkflow', {
+                ...taskWorkflowStart(task, input.idPrefix),
+                taskQueue,
+                workflowIdConflictPolicy: 'FAIL',
+                requestEagerStart: true,
+              });
+              started++;
+            } catch (err) {
+              if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+              alreadyRunning++;
+            }
+          }),
+        );
+      }
+      return { started, alreadyRunning };
+    },
+
     /** The ids among `taskIds` whose task workflow is not running (never started, finished, or terminated). */
     async tasksWithoutRunningWorkflow(input: { taskIds: string[]; idPrefix: string }): Promise<string[]> {
       const running = await Promise.all(

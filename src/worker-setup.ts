@@ -1,7 +1,7 @@
 // The one place a worker is configured (Dittofeed's buildWorker): connections, activities,
 // workflow code, concurrency and shutdown grace all come from Config.
 import { fileURLToPath } from 'node:url';
-import type { Client } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
 import type { JobLookup } from '../activities/kubernetes.ts';
@@ -17,7 +17,6 @@ export interface WorkerDeps {
   config: Config;
   prisma: PrismaClient;
   kube: Pick<KubeClients, 'batch'>;
-  client: Client;
   connection: NativeConnection;
   /** The Job watch whose cache answers the workflows' reads; without it they read the API server. */
   jobs?: JobLookup;
@@ -29,6 +28,15 @@ export function workflowSource(config: Config): Pick<WorkerOptions, 'workflowBun
     : { workflowsPath: WORKFLOWS_PATH };
 }
 
+/**
+ * The client the worker's own code uses (starting task workflows, signalling them), on the worker's
+ * native connection: eager workflow start needs the two to share it, and the Rust transport costs
+ * this process less than the JavaScript one.
+ */
+export function workerClient(deps: Pick<WorkerDeps, 'config' | 'connection'>): Client {
+  return new Client({ connection: deps.connection, namespace: deps.config.TEMPORAL_NAMESPACE });
+}
+
 export async function buildWorker(deps: WorkerDeps, overrides: Partial<WorkerOptions> = {}): Promise<Worker> {
   const { config } = deps;
   return Worker.create({
@@ -38,7 +46,7 @@ export async function buildWorker(deps: WorkerDeps, overrides: Partial<WorkerOpt
     activities: createActivities({
       prisma: deps.prisma,
       kube: deps.kube,
-      temporal: deps.client,
+      temporal: workerClient(deps),
       allowedNamespaces: config.ALLOWED_NAMESPACES,
       ...(deps.jobs ? { jobs: deps.jobs } : {}),
     }),
@@ -74,7 +82,7 @@ export async function startNightwatchWorker(
     ...watchTuning,
     kubeconfig: deps.kube.kubeconfig,
     batch: deps.kube.batch,
-    client: deps.client,
+    client: workerClient(deps),
     namespaces: deps.config.ALLOWED_NAMESPACES,
     idPrefix: deps.config.WORKFLOW_ID_PREFIX,
     log: (message) => Runtime.instance().logger.warn(`job watch: ${message}`),

@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   const connection = await connectWorker(config);
   try {
     const schedules = await ensureSchedules(client, config);
-    const { finished } = await startNightwatchWorker({ config, prisma, kube, client, connection });
+    const { finished } = await startNightwatchWorker({ config, prisma, kube, connection });
     console.log(
       `nightwatch worker: task queue '${config.TEMPORAL_TASK_QUEUE}' on ${config.TEMPORAL_ADDRESS} (namespace ${config.TEMPORAL_NAMESPACE}), ` +
         `Kubernetes ${kube.server}; schedules created: ${schedules.created.join(', ') || 'none'}, kept: ${schedules.existing.join(', ') || 'none'}`,

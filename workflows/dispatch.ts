@@ -1,25 +1,21 @@
 // dispatchWorkflow (the poller), started by the Schedule "nightwatch-dispatch": pages the
-// submitted (Normal) rows oldest first and hands each page to a partition workflow
-// (dispatch-partition.ts), which starts task-<id> for each row as its child. A bounded window of
-// partitions runs at once, so no one history serialises every start, and the dispatcher's own
-// history grows by a few events per page. Starting is idempotent, so overlapping with the API's
-// immediate start or another tick is harmless.
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { continueAsNew, ParentClosePolicy, patched, proxyActivities, startChild, workflowInfo } from '@temporalio/workflow';
+// submitted (Normal) rows oldest first and starts task-<id> for each row from an activity, with the
+// client, as the API does. No workflow history serialises the starts (child starts cost the parent
+// two events each and ran at ~5 a second on the dev server, partitioned or not; README, "Scale"),
+// and the dispatcher's own history grows by three events per page. Starting is idempotent, so
+// overlapping with the API's immediate start or another tick is harmless.
+import { continueAsNew, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities, TaskRef } from '../activities/index.ts';
 import { TaskStatus } from '../src/task-status.ts';
-import { dispatchPartitionWorkflow, type PartitionTotals } from './dispatch-partition.ts';
 import { startTaskWorkflow } from './start-task.ts';
 
 /**
- * Runs started before partitions existed started every task as their own child (scanPages); their
- * histories carry no marker for this patch and replay that way (test/histories/v1-polling).
+ * Runs from before started every task as their own child (scanPages); their histories carry no
+ * marker for this patch and replay that way (test/histories/v1-polling).
  */
-const PARTITIONS_PATCH = 'dispatch-partitions';
-/** Partitions running at once: enough to keep the server busy, few enough not to swamp the cluster at once. */
-export const PARTITIONS_IN_FLIGHT = 8;
+const START_BY_ACTIVITY_PATCH = 'dispatch-start-by-activity';
 /** A run hands out this many pages before continuing as new, keeping its history short however many rows wait. */
-export const PARTITIONS_PER_RUN = 200;
+export const PAGES_PER_RUN = 200;
 
 /**
  * A run starts at most this many children before continuing as new: Temporal allows 2,000
@@ -32,6 +28,11 @@ const db = proxyActivities<Activities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
 });
+/** A page of starts takes about a second; Temporal being away is retried for as long as it lasts. */
+const starter = proxyActivities<Activities>({
+  startToCloseTimeout: '2m',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+});
 
 export interface PageScanInput {
   /** Prefix of task workflow ids (WORKFLOW_ID_PREFIX). */
@@ -43,8 +44,8 @@ export interface PageScanInput {
   totals?: PageScanTotals;
   /** Children one run may start before continuing as new (default and maximum MAX_CHILDREN_PER_RUN). */
   maxChildrenPerRun?: number;
-  /** Pages one dispatcher run hands to partitions before continuing as new (default PARTITIONS_PER_RUN). */
-  partitionsPerRun?: number;
+  /** Pages one dispatcher run starts before continuing as new (default PAGES_PER_RUN). */
+  pagesPerRun?: number;
 }
 export interface PageScanTotals {
   started: number;
@@ -53,54 +54,24 @@ export interface PageScanTotals {
 
 export async function dispatchWorkflow(input: PageScanInput = {}): Promise<PageScanTotals> {
   const page = (afterId: string, limit: number) => db.listTasksInStatus({ statuses: [TaskStatus.Normal], afterId, limit });
-  if (!patched(PARTITIONS_PATCH)) return scanPages(input, page);
+  if (!patched(START_BY_ACTIVITY_PATCH)) return scanPages(input, page);
 
   const idPrefix = input.idPrefix ?? '';
   const pageSize = Math.min(input.pageSize ?? DEFAULT_PAGE_SIZE, MAX_CHILDREN_PER_RUN);
-  const perRun = input.partitionsPerRun ?? PARTITIONS_PER_RUN;
   const totals = { ...(input.totals ?? { started: 0, alreadyRunning: 0 }) };
-  const running = new Set<Promise<void>>();
-  const { workflowId } = workflowInfo();
   let afterId = input.afterId ?? '0';
-  for (let handedOut = 0; ; ) {
+  for (let pages = 1; ; pages++) {
     const rows = await page(afterId, pageSize);
     if (rows.length > 0) {
-      const done = runPartition(`${workflowId}-p${rows[0]!.id}`, rows, idPrefix).then((t) => {
-        totals.started += t.started;
-        totals.alreadyRunning += t.alreadyRunning;
-        running.delete(done);
-      });
-      running.add(done);
-      handedOut++;
+      const started = await starter.startTaskWorkflows({ tasks: rows, idPrefix });
+      totals.started += started.started;
+      totals.alreadyRunning += started.alreadyRunning;
     }
-    if (rows.length < pageSize) {
-      await Promise.all(running);
-      return totals;
-    }
+    if (rows.length < pageSize) return totals;
     afterId = rows[rows.length - 1]!.id;
-    if (running.size >= PARTITIONS_IN_FLIGHT) await Promise.race(running);
-    if (handedOut >= perRun || workflowInfo().continueAsNewSuggested) {
-      await Promise.all(running);
+    if (pages >= (input.pagesPerRun ?? PAGES_PER_RUN) || workflowInfo().continueAsNewSuggested) {
       await continueAsNew<typeof dispatchWorkflow>({ ...input, afterId, totals });
     }
-  }
-}
-
-/**
- * One page's partition, awaited so the dispatcher knows when its rows are started. A partition
- * of the same id still running (an earlier tick's, still starting these rows) is left to finish.
- */
-async function runPartition(workflowId: string, tasks: TaskRef[], idPrefix: string): Promise<PartitionTotals> {
-  try {
-    const child = await startChild(dispatchPartitionWorkflow, {
-      workflowId,
-      args: [{ tasks, idPrefix }],
-      parentClosePolicy: ParentClosePolicy.ABANDON,
-    });
-    return await child.result();
-  } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) return { started: 0, alreadyRunning: tasks.length };
-    throw err;
   }
 }
 

@@ -140,7 +140,9 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
 
   /**
    * Follow the Job until the task is final. A Job this run just created is Pending, as the row
-   * now says, so the first look waits for the watch; an adopted Job is looked at once at once.
+   * now says, so the first look waits for the watch; an adopted Job is looked at at once.
+   * One quiet timer runs at a time and a signal does not cancel it (each cancel and restart would
+   * cost two events): when it fires, the Job is looked at only if nothing was heard meanwhile.
    */
   async function follow(task: TaskRef, justCreated: boolean, quietMs: number): Promise<TaskWorkflowResult> {
     let seen: JobObservation | null = null;
@@ -149,6 +151,16 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
       if (!read.ok) return finish(task, TaskStatus.Failed, read.reason);
       seen = read.value;
     }
+    let fired = false;
+    let heard = false;
+    const arm = (ms: number) => {
+      fired = false;
+      heard = false;
+      void sleep(ms).then(() => {
+        fired = true;
+      });
+    };
+    arm(quietMs);
     for (;;) {
       if (cancelReason !== null) return cancel(task, cancelReason);
       if (seen) {
@@ -157,17 +169,33 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
         task = step.task;
         seen = null;
       }
-      const woken = await condition(() => cancelReason !== null || signalled !== null, quietMs);
+      await condition(() => cancelReason !== null || signalled !== null || fired);
       if (cancelReason !== null) continue;
-      // A signal taken in before this run knew its attempt may be another attempt's.
-      const change: JobObservation | null = woken && signalled && aboutThisAttempt(signalled) ? signalled : null;
-      signalled = null;
-      // Quiet for too long: look at the Job. The watch saw it deleted: make sure with the API
-      // server (the watch may be reporting a replaced Job late) before the task fails for it.
-      const read = !woken ? await look(task, false) : change?.exists === false ? await look(task, true) : null;
-      if (read && !read.ok) return finish(task, TaskStatus.Failed, read.reason);
-      seen = read ? read.value : change;
-      quietMs = woken ? fallbackMs : Math.min(quietMs * 2, FALLBACK_MAX_MS);
+      if (signalled !== null) {
+        // A signal taken in before this run knew its attempt may be another attempt's.
+        const change: JobObservation | null = aboutThisAttempt(signalled) ? signalled : null;
+        signalled = null;
+        heard = true;
+        // The watch saw this task's Job deleted: make sure with the API server (the watch may be
+        // reporting a replaced Job late) before the task fails for it.
+        const read = change?.exists === false ? await look(task, true) : null;
+        if (read && !read.ok) return finish(task, TaskStatus.Failed, read.reason);
+        seen = read ? read.value : change;
+      } else if (heard) {
+        quietMs = fallbackMs;
+        arm(quietMs);
+      } else {
+        // Quiet for too long: make sure the row is still this run's (a row deleted or retried
+        // while a long Job runs writes nothing that would tell), then look at the Job (in the
+        // watch's cache when it has it).
+        const gone = await rowMovedOn(task);
+        if (gone) return gone;
+        const read = await look(task, false);
+        if (!read.ok) return finish(task, TaskStatus.Failed, read.reason);
+        seen = read.value;
+        quietMs = Math.min(quietMs * 2, FALLBACK_MAX_MS);
+        arm(quietMs);
+      }
       const info = workflowInfo();
       const limit = input.continueAfterEvents ?? HISTORY_EVENTS_BEFORE_CONTINUE;
       if (cancelReason === null && signalled === null && (info.continueAsNewSuggested || info.historyLength > limit)) {
@@ -175,6 +203,13 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
         await continueAsNew<typeof taskWorkflow>({ ...input, taskId: task.id, observing: { task, pollMs: quietMs } });
       }
     }
+  }
+
+  /** Why this run must stop when its row was deleted (its Job is deleted too) or moved on; null while it is still ours. */
+  async function rowMovedOn(task: TaskRef): Promise<TaskWorkflowResult | null> {
+    const current = await db.taskState(task.id);
+    if (current && current.attempt === task.attempt && !isFinal(current.status)) return null;
+    return stopFor(task, current);
   }
 
   function look(task: TaskRef, fresh: boolean) {
@@ -223,13 +258,17 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
   async function writeStatus(task: TaskRef, to: TaskStatus, reason: string | null): Promise<TaskWorkflowResult | null> {
     const result = await db.markStatus({ taskId: task.id, attempt: task.attempt, to, reason });
     if (result.updated) return null;
-    if (result.current === null) {
+    return stopFor(task, result.current);
+  }
+
+  async function stopFor(task: TaskRef, current: { status: string; attempt: number } | null): Promise<TaskWorkflowResult> {
+    if (current === null) {
       // The user deleted the row: its Job must not outlive it, and nothing is re-created.
       await persist(task, 'deleting the Job of a deleted task', () => kube.deleteJob(jobRef(task)));
       return { status: 'Deleted' };
     }
-    log.info('task row moved on without this workflow; stopping', { taskId: task.id, current: result.current });
-    return { status: result.current.status, reason: 'row changed elsewhere' };
+    log.info('task row moved on without this workflow; stopping', { taskId: task.id, current });
+    return { status: current.status, reason: 'row changed elsewhere' };
   }
 
   async function finish(task: TaskRef, to: TaskStatus, reason: string | null): Promise<TaskWorkflowResult> {

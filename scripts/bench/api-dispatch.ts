@@ -42,7 +42,7 @@ const prisma = createPrisma(config.DATABASE_URL, config.DATABASE_POOL_SIZE);
 const kube = createKubeClients(config.KUBECONFIG);
 const client = await connectTemporalClient(config);
 const connection = await connectWorker(config);
-const { worker, finished: running } = await startNightwatchWorker({ config, prisma, kube, client, connection });
+const { worker, finished: running } = await startNightwatchWorker({ config, prisma, kube, connection });
 const app = buildApp({ config, prisma, client });
 await app.listen({ host: '127.0.0.1', port: 0 });
 const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/tasks`;

@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import { makeInformer, type V1Job } from '@kubernetes/client-node';
 import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config.ts';
@@ -62,6 +62,41 @@ async function deleteNamespace(name: string, wait: boolean): Promise<void> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * CPU seconds used so far by each process of the local stack (pid files under NW_STACK_DIR or
+ * .stack/run), MariaDB and this process, so each phase can say where the 2 cores went.
+ */
+function cpuSeconds(): Map<string, number> {
+  const tick = 100; // USER_HZ on Linux
+  const used = new Map<string, number>();
+  const read = (name: string, pid: string) => {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      used.set(name, (used.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / tick);
+    } catch {
+      // the process is gone; it used nothing more
+    }
+  };
+  const runDir = join(process.env.NW_STACK_DIR || join(import.meta.dirname, '../../.stack'), 'run');
+  for (const file of existsSync(runDir) ? readdirSync(runDir) : []) {
+    if (file.endsWith('.pid')) read(file.replace(/\.pid$/, ''), readFileSync(join(runDir, file), 'utf8').trim());
+  }
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'mariadbd') read('mariadb', pid);
+    } catch {
+      // gone
+    }
+  }
+  read('this process (worker + benchmark)', 'self');
+  return used;
+}
+
+function cpuSince(before: Map<string, number>): Map<string, number> {
+  const now = cpuSeconds();
+  return new Map([...now].map(([k, v]) => [k, v - (before.get(k) ?? 0)]));
+}
+
+/**
  * This script's own view of the Jobs in a namespace: when each was first seen, first seen Complete
  * (the cluster-alone figure), and first seen in a state that means Succeeded for its task.
  */
@@ -85,11 +120,12 @@ async function watchJobs(namespace: string) {
   return { created, completed, succeeded, stop: () => informer.stop() };
 }
 
-async function clusterAlone(): Promise<number> {
+async function clusterAlone(): Promise<{ ms: number; cpu: Map<string, number> }> {
   const namespace = `bench-cluster-${tag}`;
   await createNamespace(namespace);
   try {
     const jobs = await watchJobs(namespace);
+    const cpu0 = cpuSeconds();
     const t0 = performance.now();
     const names = Array.from({ length: count }, (_, i) => `job-${i}`);
     for (let i = 0; i < names.length; i += 20) {
@@ -113,8 +149,9 @@ async function clusterAlone(): Promise<number> {
     }
     while (jobs.completed.size < count) await sleep(100);
     const ms = performance.now() - t0;
+    const cpu = cpuSince(cpu0);
     await jobs.stop();
-    return ms;
+    return { ms, cpu };
   } finally {
     // Wait until its Jobs and pods are gone, so nightwatch's phase has the cluster to itself.
     await deleteNamespace(namespace, true);
@@ -163,9 +200,10 @@ async function nightwatch() {
   try {
     for (let i = 0; i < workerCount; i++) {
       const connection = await connectWorker(config);
-      workers.push({ connection, running: await startNightwatchWorker({ config, prisma, kube: workerKube, client, connection }) });
+      workers.push({ connection, running: await startNightwatchWorker({ config, prisma, kube: workerKube, connection }) });
     }
     await ensureSchedules(client, config);
+    const cpu0 = cpuSeconds();
     const t0 = performance.now();
     const insertedAt = Date.now();
     await prismaClient.task.createMany({
@@ -192,6 +230,7 @@ async function nightwatch() {
       await sleep(250);
     }
     const allDoneMs = performance.now() - t0;
+    const cpu = cpuSince(cpu0);
     const firstJobMs = Math.min(...jobs.created.values()) - t0;
     const allJobsMs = Math.max(...jobs.created.values()) - t0;
 
@@ -226,6 +265,7 @@ async function nightwatch() {
       rssWhileInFlight,
       rssDuringBatch,
       dispatchInterval: config.DISPATCH_INTERVAL,
+      cpu,
     };
   } finally {
     await removeTemporalLeftovers(client, config);
@@ -242,7 +282,8 @@ async function nightwatch() {
   }
 }
 
-const clusterMs = baseline ? await clusterAlone() : NaN;
+const cluster = baseline ? await clusterAlone() : null;
+const clusterMs = cluster?.ms ?? NaN;
 const nw = await nightwatch();
 const row = (k: string, v: string) => console.log(`| ${k.padEnd(58)} | ${v.padEnd(24)} |`);
 console.log();
@@ -261,4 +302,10 @@ row('jobChanged signals per task (all workers)', `${nw.signalsPerTask.toFixed(2)
 row('Job end → row, median / p90', `${nw.lagMedianMs} ms / ${nw.lagP90Ms} ms`);
 row('RSS with ≥ 99% of tasks in flight (worker + benchmark)', nw.rssWhileInFlight ? `${nw.rssWhileInFlight.toFixed(0)} MB` : 'n/a (never that many at once)');
 row('RSS during the batch, max (worker + benchmark)', `${nw.rssDuringBatch.toFixed(0)} MB`);
+
+console.log();
+console.log('CPU seconds by process (2 cores): the cluster alone | nightwatch, insert to all Succeeded');
+for (const name of [...new Set([...(cluster?.cpu.keys() ?? []), ...nw.cpu.keys()])].sort()) {
+  console.log(`  ${name.padEnd(36)} ${(cluster?.cpu.get(name) ?? NaN).toFixed(1).padStart(7)} | ${(nw.cpu.get(name) ?? 0).toFixed(1).padStart(7)}`);
+}
 process.exit(0);

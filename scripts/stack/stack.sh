@@ -152,15 +152,18 @@ start_kwok() {
 }
 # The dev server has one history shard on one SQLite connection, so every write of every workflow
 # queues behind the previous one. Tuned as Temporal's own SDK stress runs tune it (README, "The local
-# stack" says what each setting bought): SQLite in WAL mode without fsync per commit, and a mutable-
-# state cache larger than the number of open workflows so none is reloaded from disk.
-# A real cluster needs none of this: many shards (numHistoryShards 512+, fixed at creation) on
-# MySQL/PostgreSQL/Cassandra, whose durability settings must stay on.
+# stack" says what each setting bought): SQLite in WAL mode without fsync per commit, a mutable-state
+# cache larger than the number of open workflows so none is reloaded from disk, and one task-queue
+# partition (the default four leave a worker's few pollers waiting on empty partitions while tasks
+# queue in another). A real cluster needs none of this: many shards (numHistoryShards 512+, fixed at
+# creation) on MySQL/PostgreSQL/Cassandra with durability on, and partitions sized to its pollers.
 start_temporal() {
   launch temporal server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
     --db-filename "$DATA/temporal.db" --log-level warn \
     --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=off \
     --dynamic-config-value history.hostLevelCacheMaxSize=20000 \
+    --dynamic-config-value matching.numTaskqueueReadPartitions=1 \
+    --dynamic-config-value matching.numTaskqueueWritePartitions=1 \
     ${NW_TEMPORAL_EXTRA_ARGS:-}
 }
 

@@ -127,7 +127,7 @@ export interface RunningWorker {
 
 /** A real nightwatch worker (with its Job watch) in this process, on the stack's task queue. */
 export async function startWorker(
-  stack: Pick<Stack, 'config' | 'prisma' | 'client'> & { kube: Pick<KubeClients, 'batch' | 'kubeconfig'> },
+  stack: Pick<Stack, 'config' | 'prisma'> & { kube: Pick<KubeClients, 'batch' | 'kubeconfig'> },
   watchTuning: Parameters<typeof startNightwatchWorker>[2] = {},
 ): Promise<RunningWorker> {
   const connection: NativeConnection = await connectWorker(stack.config);

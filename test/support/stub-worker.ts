@@ -14,7 +14,12 @@ export interface StubWorker {
   close(): Promise<void>;
 }
 
-export async function startStubWorker(name: string, activities: Partial<Activities>): Promise<StubWorker> {
+export async function startStubWorker(
+  name: string,
+  activities: Partial<Activities>,
+  /** Activities that need the stub worker's own client (e.g. the real start of task workflows). */
+  withClient: (client: Client) => Partial<Activities> = () => ({}),
+): Promise<StubWorker> {
   const config = loadConfig();
   const taskQueue = `${name}-${randomBytes(3).toString('hex')}`;
   const connection = await Connection.connect(temporalConnectionOptions(config));
@@ -25,7 +30,8 @@ export async function startStubWorker(name: string, activities: Partial<Activiti
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue,
     workflowBundle: { codePath: inject('workflowBundlePath') },
-    activities,
+    // On the worker's own connection, as a real worker's activities are (eager start needs it).
+    activities: { ...activities, ...withClient(new Client({ connection: native, namespace: config.TEMPORAL_NAMESPACE })) },
   });
   const running = worker.run();
   return {

@@ -57,6 +57,10 @@ const stubs: Partial<Activities> = {
     w.row.reason = reason ?? null;
     return { updated: true };
   },
+  async taskState(taskId) {
+    const row = world(taskId).row;
+    return row && { status: row.status, attempt: row.attempt };
+  },
   async recordReason({ taskId, reason }) {
     const w = world(taskId);
     w.reasons.push(reason);
@@ -204,6 +208,17 @@ describe('taskWorkflow', () => {
     await handle.signal(jobChangedSignal, running('Running'));
     expect(await handle.result()).toEqual({ status: 'Deleted' });
     expect(w.calls).toContain('deleteJob');
+  });
+
+  it('notices on a quiet look that its row was deleted while the Job runs on, and deletes the Job', async () => {
+    const w = newTask();
+    w.observations = [running('Running')];
+    const handle = await start(w, { fallbackAfterMs: 300 });
+    await untilStatus(w, 'Pending');
+    w.row = null;
+    expect(await handle.result()).toEqual({ status: 'Deleted' });
+    expect(w.calls).toContain('deleteJob');
+    expect(w.calls).not.toContain('markStatus:Running');
   });
 
   it('never moves a row that moved on elsewhere (a newer attempt) backwards', async () => {
