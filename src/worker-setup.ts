@@ -11,6 +11,13 @@ import { startJobWatch, type JobWatch, type JobWatchOptions } from './job-watch.
 import type { KubeClients } from './kubernetes.ts';
 import { temporalConnectionOptions } from './temporal.ts';
 
+/**
+ * Local activities (every step of a task) are not stopped by the shutdown grace; past it plus this
+ * margin the worker is forced down, so a hung call cannot hold a stopping replica. What was in
+ * flight is retried by another replica from Temporal's history.
+ */
+const SHUTDOWN_FORCE_MARGIN_MS = 3_000;
+
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
 export interface WorkerDeps {
@@ -52,6 +59,7 @@ export async function buildWorker(deps: WorkerDeps, overrides: Partial<WorkerOpt
     }),
     ...workflowSource(config),
     shutdownGraceTime: config.WORKER_SHUTDOWN_GRACE,
+    shutdownForceTime: config.WORKER_SHUTDOWN_GRACE + SHUTDOWN_FORCE_MARGIN_MS,
     maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
     maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
     ...overrides,

@@ -1,6 +1,7 @@
 // `npm run worker`: one nightwatch worker replica. Run as many as you like; all are active.
 // SIGINT/SIGTERM stop polling, give in-flight activities WORKER_SHUTDOWN_GRACE to finish,
 // then exit; anything unfinished is retried by another replica from Temporal's history.
+import { GracefulShutdownPeriodExpiredError } from '@temporalio/worker';
 import { loadConfig } from './config.ts';
 import { createPrisma } from './db/client.ts';
 import { createKubeClients } from './kubernetes.ts';
@@ -21,7 +22,13 @@ async function main(): Promise<void> {
       `nightwatch worker: task queue '${config.TEMPORAL_TASK_QUEUE}' on ${config.TEMPORAL_ADDRESS} (namespace ${config.TEMPORAL_NAMESPACE}), ` +
         `Kubernetes ${kube.server}; schedules created: ${schedules.created.join(', ') || 'none'}, kept: ${schedules.existing.join(', ') || 'none'}`,
     );
-    await finished;
+    await finished.catch((err: unknown) => {
+      if (!(err instanceof GracefulShutdownPeriodExpiredError)) throw err;
+      console.warn(
+        `nightwatch worker: in-flight steps did not finish within WORKER_SHUTDOWN_GRACE (${config.WORKER_SHUTDOWN_GRACE} ms); ` +
+          'stopped anyway, another replica retries them',
+      );
+    });
   } finally {
     await connection.close();
     await client.connection.close();

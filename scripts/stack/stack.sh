@@ -50,7 +50,13 @@ port_var() { # component → "NAME=port ..." it listens on
   esac
 }
 
-pid_of() { local f=$RUN/$1.pid; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"; }
+# A component killed from outside can linger as a zombie (nobody reaps it), which kill -0 still finds.
+pid_of() {
+  local f=$RUN/$1.pid p
+  [ -f "$f" ] || return 1
+  p=$(cat "$f")
+  kill -0 "$p" 2>/dev/null && [ "$(cut -d' ' -f3 "/proc/$p/stat" 2>/dev/null)" != Z ] && echo "$p"
+}
 running() { pid_of "$1" >/dev/null; }
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 token() { cat "$PKI/token"; }
