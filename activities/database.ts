@@ -85,6 +85,15 @@ export function createDatabaseActivities(prisma: PrismaClient, policy: Namespace
       return { updated: false, current };
     },
 
+    /** The ids among `taskIds` whose rows are (still) in one of `statuses`. */
+    async tasksStillInStatus(input: { taskIds: string[]; statuses: TaskStatus[] }): Promise<string[]> {
+      const rows = await prisma.task.findMany({
+        where: { id: { in: input.taskIds.map((id) => BigInt(id)) }, status: { in: input.statuses } },
+        select: { id: true },
+      });
+      return rows.map((r) => r.id.toString());
+    },
+
     /** The row's status and attempt now; null when it was deleted. */
     async taskState(taskId: string): Promise<{ status: string; attempt: number } | null> {
       return prisma.task.findUnique({ where: { id: BigInt(taskId) }, select: { status: true, attempt: true } });

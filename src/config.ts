@@ -50,6 +50,12 @@ const schema = z.object({
   WORKER_SHUTDOWN_GRACE: duration.default(30_000),
   WORKER_MAX_CONCURRENT_ACTIVITIES: int(1, 10_000).default(100),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: int(2, 10_000).default(100),
+  /**
+   * Workflows kept in the worker's memory between their tasks. The SDK's default grows with the
+   * heap limit (about 2,300 on a 4 GB heap); each costs memory, and one evicted costs a replay of
+   * its short history on its next task. See README, "Scale".
+   */
+  WORKER_MAX_CACHED_WORKFLOWS: int(2, 100_000).default(1_000),
 
   API_HOST: z.string().default('127.0.0.1'),
   API_PORT: int(0, 65535).default(8080),

@@ -62,6 +62,7 @@ export async function buildWorker(deps: WorkerDeps, overrides: Partial<WorkerOpt
     shutdownForceTime: config.WORKER_SHUTDOWN_GRACE + SHUTDOWN_FORCE_MARGIN_MS,
     maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
     maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+    maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
     ...overrides,
   });
 }

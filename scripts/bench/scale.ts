@@ -1,6 +1,6 @@
 // Benchmark: N tasks at once, side by side with the cluster alone, in one run (issue "Scale").
 //   eval "$(npm run -s stack env)"
-//   npm exec -- tsx scripts/bench/scale.ts [tasks=1000] [--workers=1] [--run=2s] [--no-baseline]
+//   npm exec -- tsx scripts/bench/scale.ts [tasks=1000] [--workers=1] [--run=2s] [--no-baseline] [--worker-processes]
 // 1. The cluster alone: N Jobs created straight through the Kubernetes API (20 in flight, about
 //    what a worker's concurrent activities amount to), timed until all are Complete.
 // 2. nightwatch: N rows inserted at once with plain SQL, the Schedule's default cadence, worker(s)
@@ -9,8 +9,9 @@
 // Counted at the clients: Kubernetes API requests (the worker's Job API client) and database writes
 // (the task table) per task; Temporal history events per task (every run of every task workflow);
 // signals per task; how long a Job's end takes to reach its row (Job seen Complete by this script's
-// own watch → the row's finished_at); the RSS of this process (worker(s) and the benchmark), sampled
-// during the batch, with the workflow bundle prebuilt as in production.
+// own watch → the row's finished_at); RSS sampled during the batch, with the workflow bundle prebuilt
+// as in production: of this process (worker(s) and benchmark), or with --worker-processes of each
+// `npm run worker` process (whose requests and writes are then not counted); CPU seconds by process.
 // Each phase works in a namespace of its own, deleted at the end, and a throwaway database.
 import { randomBytes } from 'node:crypto';
 import { makeInformer, type V1Job } from '@kubernetes/client-node';
@@ -18,7 +19,8 @@ import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../../src/config.ts';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { loadConfig, type Config } from '../../src/config.ts';
 import { createPrisma } from '../../src/db/client.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { createKubeClients, type KubeClients } from '../../src/kubernetes.ts';
@@ -36,6 +38,8 @@ const count = Number(args.find((a) => /^\d+$/.test(a)) ?? 1000);
 const workerCount = Number(flag('workers', '1'));
 const runFor = flag('run', '2s');
 const baseline = !args.includes('--no-baseline');
+/** Workers as separate `npm run worker` processes: their own RSS is measured, but not their requests and writes. */
+const workerProcesses = args.includes('--worker-processes');
 const tag = randomBytes(3).toString('hex');
 const kube = createKubeClients(process.env.KUBECONFIG);
 const podAnnotations: Record<string, string> = runFor === '2s' ? {} : { 'nightwatch.io/kwok-run-duration': runFor };
@@ -65,6 +69,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * CPU seconds used so far by each process of the local stack (pid files under NW_STACK_DIR or
  * .stack/run), MariaDB and this process, so each phase can say where the 2 cores went.
  */
+const workerPids: number[] = [];
 function cpuSeconds(): Map<string, number> {
   const tick = 100; // USER_HZ on Linux
   const used = new Map<string, number>();
@@ -87,7 +92,8 @@ function cpuSeconds(): Map<string, number> {
       // gone
     }
   }
-  read('this process (worker + benchmark)', 'self');
+  read(workerProcesses ? 'this process (benchmark)' : 'this process (worker + benchmark)', 'self');
+  for (const pid of workerPids) read('worker process(es)', String(pid));
   return used;
 }
 
@@ -104,12 +110,16 @@ async function watchJobs(namespace: string) {
   const created = new Map<string, number>();
   const completed = new Map<string, number>();
   const succeeded = new Map<string, number>();
+  /** Every Job uid seen per name: more than one means a task ran twice. */
+  const uids = new Map<string, Set<string>>();
   const informer = makeInformer<V1Job>(kube.kubeconfig, `/apis/batch/v1/namespaces/${namespace}/jobs`, () =>
     kube.batch.listNamespacedJob({ namespace }),
   );
   const seen = (job: V1Job) => {
     const name = job.metadata!.name!;
     if (!created.has(name)) created.set(name, performance.now());
+    if (!uids.has(name)) uids.set(name, new Set());
+    uids.get(name)!.add(job.metadata!.uid!);
     if (isComplete(job) && !completed.has(name)) completed.set(name, Date.now());
     if (jobStatusToTaskStatus(job).status === 'Succeeded' && !succeeded.has(name)) succeeded.set(name, Date.now());
   };
@@ -117,7 +127,7 @@ async function watchJobs(namespace: string) {
   informer.on('update', seen);
   informer.on('error', () => void sleep(1000).then(() => informer.start()));
   await informer.start();
-  return { created, completed, succeeded, stop: () => informer.stop() };
+  return { created, completed, succeeded, uids, stop: () => informer.stop() };
 }
 
 async function clusterAlone(): Promise<{ ms: number; cpu: Map<string, number> }> {
@@ -158,6 +168,37 @@ async function clusterAlone(): Promise<{ ms: number; cpu: Map<string, number> }>
   }
 }
 
+function rssMb(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m);
+  return line ? Number(line[1]) / 1024 : NaN;
+}
+
+/** `npm run worker` (node with tsx's loader, as the script runs it) for this run's configuration. */
+async function spawnWorkerProcess(config: Config): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../src/worker.ts')], {
+    env: {
+      ...process.env,
+      DATABASE_URL: config.DATABASE_URL,
+      TEMPORAL_TASK_QUEUE: config.TEMPORAL_TASK_QUEUE,
+      WORKFLOW_ID_PREFIX: config.WORKFLOW_ID_PREFIX,
+      WORKFLOW_BUNDLE_PATH: config.WORKFLOW_BUNDLE_PATH!,
+      ALLOWED_NAMESPACES: config.ALLOWED_NAMESPACES.join(','),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('nightwatch worker: task queue')) resolve();
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.on('exit', (code) => reject(new Error(`worker exited with ${code}:\n${out}`)));
+  });
+  return child;
+}
+
 /** `target` with each call of a method whose name passes `counts` tallied in `tally.calls`. */
 function counting<T extends object>(target: T, counts: (method: string) => boolean, tally: { calls: number }): T {
   return new Proxy(target, {
@@ -196,9 +237,15 @@ async function nightwatch() {
   const workerKube: Pick<KubeClients, 'batch' | 'kubeconfig'> = { batch: counting(kube.batch, () => true, kubeRequests), kubeconfig: kube.kubeconfig };
   const client = await connectTemporalClient(config);
   const workers: { connection: Awaited<ReturnType<typeof connectWorker>>; running: NightwatchWorker }[] = [];
+  const processes: ChildProcess[] = [];
   const jobs = await watchJobs(namespace);
   try {
     for (let i = 0; i < workerCount; i++) {
+      if (workerProcesses) {
+        processes.push(await spawnWorkerProcess(config));
+        workerPids.push(processes.at(-1)!.pid!);
+        continue;
+      }
       const connection = await connectWorker(config);
       workers.push({ connection, running: await startNightwatchWorker({ config, prisma, kube: workerKube, connection }) });
     }
@@ -216,12 +263,15 @@ async function nightwatch() {
     });
     let rssWhileInFlight = 0;
     let rssDuringBatch = 0;
+    let mostInFlight = 0;
     for (;;) {
       const counts = await prismaClient.task.groupBy({ by: ['status'], _count: true });
       const by = Object.fromEntries(counts.map((c) => [c.status, c._count]));
-      const rss = process.memoryUsage.rss() / 2 ** 20;
+      const rss = workerProcesses ? Math.max(...processes.map((c) => rssMb(c.pid!))) : process.memoryUsage.rss() / 2 ** 20;
       rssDuringBatch = Math.max(rssDuringBatch, rss);
-      if ((by.Running ?? 0) + (by.Pending ?? 0) >= count * 0.99) rssWhileInFlight = Math.max(rssWhileInFlight, rss);
+      const inFlight = (by.Running ?? 0) + (by.Pending ?? 0);
+      if (inFlight > mostInFlight) mostInFlight = inFlight;
+      if (inFlight >= count * 0.95) rssWhileInFlight = Math.max(rssWhileInFlight, rss);
       const final = (by.Succeeded ?? 0) + (by.Failed ?? 0) + (by.Cancelled ?? 0);
       if (final === count) {
         if (by.Failed || by.Cancelled) console.log(`warning: ${by.Failed ?? 0} tasks failed, ${by.Cancelled ?? 0} cancelled`);
@@ -241,16 +291,30 @@ async function nightwatch() {
       .map((r) => r.finishedAt!.getTime() - jobs.succeeded.get(r.name)!)
       .sort((a, b) => a - b);
 
+    const runTwice = [...jobs.uids.values()].filter((u) => u.size > 1).length;
+    const notSucceeded = await prismaClient.task.count({ where: { status: { not: 'Succeeded' } } });
     let events = 0;
     let runs = 0;
     for await (const wf of client.workflow.list({ query: `TaskQueue = '${config.TEMPORAL_TASK_QUEUE}' AND WorkflowType = 'taskWorkflow'` })) {
       events += wf.historyLength;
       runs++;
     }
+    // Signals each worker sent, and those the server recorded (replicas' duplicates are dropped).
+    let recorded = 0;
+    const ids = await prismaClient.task.findMany({ select: { id: true } });
+    for (let i = 0; i < ids.length; i += 50) {
+      const histories = await Promise.all(
+        ids.slice(i, i + 50).map((r) => client.workflow.getHandle(`${config.WORKFLOW_ID_PREFIX}task-${r.id}`).fetchHistory()),
+      );
+      for (const h of histories) recorded += (h.events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes).length;
+    }
     const signals = workers.reduce((n, w) => n + w.running.watch.stats.signalsSent, 0);
     const signalErrors = workers.reduce((n, w) => n + w.running.watch.stats.signalErrors, 0);
     return {
       insertToFirstJobMs: firstJobMs,
+      runTwice,
+      notSucceeded,
+      jobsSeen: jobs.uids.size,
       insertToAllJobsMs: allJobsMs,
       firstJobToAllDoneMs: allDoneMs - firstJobMs,
       insertedAt,
@@ -259,15 +323,18 @@ async function nightwatch() {
       eventsPerTask: events / count,
       runs,
       signalsPerTask: signals / count,
+      recordedSignalsPerTask: recorded / count,
       signalErrors,
       lagMedianMs: quantile(lag, 0.5),
       lagP90Ms: quantile(lag, 0.9),
       rssWhileInFlight,
       rssDuringBatch,
+      mostInFlight,
       dispatchInterval: config.DISPATCH_INTERVAL,
       cpu,
     };
   } finally {
+    for (const c of processes) c.kill('SIGTERM');
     await removeTemporalLeftovers(client, config);
     for (const w of workers) {
       w.running.worker.shutdown();
@@ -291,17 +358,23 @@ console.log(`${count} tasks of ${runFor}, ${workerCount} worker(s), dispatch eve
 row('measure', 'figure');
 row('-'.repeat(58), '-'.repeat(24));
 if (baseline) row('the cluster alone: all Complete', seconds(clusterMs));
+row('tasks not Succeeded / with more than one Job / Jobs seen', `${nw.notSucceeded} / ${nw.runTwice} / ${nw.jobsSeen}`);
 row('nightwatch: insert → first Job', seconds(nw.insertToFirstJobMs));
 row('nightwatch: insert → all Jobs created', seconds(nw.insertToAllJobsMs));
 row('nightwatch: first Job → all Succeeded', seconds(nw.firstJobToAllDoneMs));
 if (baseline) row('  ratio to the cluster alone', `${(nw.firstJobToAllDoneMs / clusterMs).toFixed(2)}×`);
-row('Kubernetes API requests per task (nightwatch)', nw.kubePerTask.toFixed(2));
+if (!workerProcesses) row('Kubernetes API requests per task (nightwatch)', nw.kubePerTask.toFixed(2));
 row('Temporal history events per task', `${nw.eventsPerTask.toFixed(1)} (${nw.runs} runs)`);
-row('database writes per task', nw.dbWritesPerTask.toFixed(2));
-row('jobChanged signals per task (all workers)', `${nw.signalsPerTask.toFixed(2)}${nw.signalErrors ? ` (${nw.signalErrors} failed)` : ''}`);
+if (!workerProcesses) row('database writes per task', nw.dbWritesPerTask.toFixed(2));
+row(
+  'jobChanged signals per task: sent (all workers) / recorded',
+  `${workerProcesses ? '–' : nw.signalsPerTask.toFixed(2)} / ${nw.recordedSignalsPerTask.toFixed(2)}${nw.signalErrors ? ` (${nw.signalErrors} failed)` : ''}`,
+);
 row('Job end → row, median / p90', `${nw.lagMedianMs} ms / ${nw.lagP90Ms} ms`);
-row('RSS with ≥ 99% of tasks in flight (worker + benchmark)', nw.rssWhileInFlight ? `${nw.rssWhileInFlight.toFixed(0)} MB` : 'n/a (never that many at once)');
-row('RSS during the batch, max (worker + benchmark)', `${nw.rssDuringBatch.toFixed(0)} MB`);
+row('most tasks in flight (Pending or Running) at once', String(nw.mostInFlight));
+const whose = workerProcesses ? 'largest worker process' : 'worker + benchmark';
+row(`RSS with ≥ 95% of tasks in flight (${whose})`, nw.rssWhileInFlight ? `${nw.rssWhileInFlight.toFixed(0)} MB` : 'n/a (never that many at once)');
+row(`RSS during the batch, max (${whose})`, `${nw.rssDuringBatch.toFixed(0)} MB`);
 
 console.log();
 console.log('CPU seconds by process (2 cores): the cluster alone | nightwatch, insert to all Succeeded');

@@ -89,3 +89,50 @@ describe('dispatchWorkflow', () => {
     expect((await busy.result()).status).toBe('Cancelled');
   });
 });
+
+describe('dispatchWorkflow with 100,000 waiting rows', () => {
+  const WAITING = 100_000;
+  const PAGE = 1_000;
+  const PAGES_PER_RUN = 25;
+  const handedOut: string[][] = [];
+  let big: StubWorker;
+
+  beforeAll(async () => {
+    big = await startStubWorker('dispatch-100k', {
+      // Ids 1..100,000 in pages, as the real query returns them; nothing is stored.
+      async listTasksInStatus({ afterId, limit }) {
+        const from = Number(afterId) + 1;
+        return Array.from({ length: Math.max(0, Math.min(limit, WAITING - from + 1)) }, (_, i) => ({
+          ...rows[0]!,
+          id: String(from + i),
+          name: `t${from + i}`,
+        }));
+      },
+      async startTaskWorkflows({ tasks }) {
+        handedOut.push(tasks.map((t) => t.id));
+        return { started: tasks.length, alreadyRunning: 0 };
+      },
+    });
+  });
+  afterAll(() => big?.close());
+
+  it('hands every row out once, oldest first, in runs whose histories stay short', async () => {
+    const workflowId = `${idPrefix}dispatch-100k`;
+    const handle = await big.client.workflow.start(dispatchWorkflow, {
+      taskQueue: big.taskQueue,
+      workflowId,
+      args: [{ idPrefix, pageSize: PAGE, pagesPerRun: PAGES_PER_RUN }],
+    });
+    expect(await handle.result()).toEqual({ started: WAITING, alreadyRunning: 0 });
+    const ids = handedOut.flat();
+    expect(ids).toHaveLength(WAITING);
+    expect(ids.every((id, i) => id === String(i + 1))).toBe(true);
+
+    const runs = [];
+    for await (const wf of big.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) runs.push(wf);
+    // 100 full pages, then the empty page that ends it: 101 pages, 25 a run.
+    expect(runs).toHaveLength(Math.ceil((WAITING / PAGE + 1) / PAGES_PER_RUN));
+    // Each run: 25 pages of two activities (3 events each, plus workflow tasks), far below the 51,200 cap.
+    for (const run of runs) expect(run.historyLength).toBeLessThan(1_000);
+  }, 120_000);
+});
