@@ -14,7 +14,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Client } from '@temporalio/client';
@@ -27,6 +26,7 @@ import { createKubeClients, type KubeClients } from '../src/kubernetes.ts';
 import { connectTemporalClient } from '../src/temporal.ts';
 import * as workerSetup from '../src/worker-setup.ts';
 import { createTestDatabase } from '../test/support/database.ts';
+import { closedPort } from '../test/support/net.ts';
 
 const tag = process.argv[2];
 if (!tag || !/^[a-z0-9][a-z0-9.-]*$/.test(tag)) {
@@ -144,14 +144,6 @@ async function withWorker<T>(kubeClients: KubeClients, cfg: Config, body: () => 
     await finished;
     await connection.close();
   }
-}
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
 }
 
 // ---- scenarios -------------------------------------------------------------------------------

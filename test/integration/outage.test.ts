@@ -2,7 +2,6 @@
 // listens (connection refused). The task waits, its row showing the error, and finishes once a
 // worker that reaches the cluster takes over.
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,18 +11,11 @@ import { taskWorkflow } from '../../workflows/task.ts';
 import { expectNoJob, expectOneRunPerTask } from '../support/job-ledger.ts';
 import { connectStack, startWorker, waitFor, type RunningWorker, type Stack } from '../support/stack.ts';
 import { insertTask, waitForStatus } from '../support/tasks.ts';
+import { closedPort } from '../support/net.ts';
 
 let stack: Stack;
 let deadKubeconfig: string;
 const workers: RunningWorker[] = [];
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 beforeAll(async () => {
   stack = await connectStack();

@@ -7,7 +7,6 @@
 //  - 401, 403 and 429 from the Kubernetes API are retried with the error on the row, then the task succeeds.
 // Faults come from a proxy in front of the real API server (test/support/fault-proxy.ts).
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
@@ -20,7 +19,7 @@ import { createKubeClients } from '../../src/kubernetes.ts';
 import { taskWorkflowStart } from '../../workflows/ids.ts';
 import { kubernetesStatus, startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { expectNoJob, expectOneRunPerTask } from '../support/job-ledger.ts';
-import { connectStack, removeTemporalLeftovers, startWorker, waitFor, type RunningWorker, type Stack } from '../support/stack.ts';
+import { connectStack, removeTemporalLeftovers, separateDeployment, startWorker, waitFor, type RunningWorker, type Stack } from '../support/stack.ts';
 import { insertTask, jobsOfTask, runFor, spawnWorker, uniqueName, waitForStatus, type WorkerProcess } from '../support/tasks.ts';
 
 let stack: Stack;
@@ -41,10 +40,9 @@ afterAll(async () => {
   await stack?.close();
 });
 
-/** A deployment of its own (task queue, prefix, so its own Schedules) on the file's database and namespaces. */
+/** A deployment of this file's own (separateDeployment), cleaned up at the end. */
 function deployment(): Config {
-  const tag = randomBytes(3).toString('hex');
-  const config = { ...stack.config, TEMPORAL_TASK_QUEUE: `${stack.config.TEMPORAL_TASK_QUEUE}-${tag}`, WORKFLOW_ID_PREFIX: `${stack.config.WORKFLOW_ID_PREFIX}${tag}-` };
+  const config = separateDeployment(stack.config);
   deployments.push(config);
   return config;
 }

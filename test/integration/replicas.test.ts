@@ -2,7 +2,6 @@
 // middle of a batch; reconcile running beside live task workflows; workers racing to create the
 // Schedules. The promise under test (README, ARCHITECTURE.md): any number of replicas, no lock,
 // killing one loses nothing, every task ends final with exactly one Job and its row never moves back.
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
 import type { Task } from '../../src/db/client.ts';
@@ -11,7 +10,7 @@ import { connectTemporalClient } from '../../src/temporal.ts';
 import { allWatchers } from '../../src/watchers/index.ts';
 import { taskWorkflowStart } from '../../workflows/ids.ts';
 import { expectOneRunPerTask } from '../support/job-ledger.ts';
-import { connectStack, removeTemporalLeftovers, startWorker, waitFor, type Stack } from '../support/stack.ts';
+import { connectStack, removeTemporalLeftovers, separateDeployment, startWorker, waitFor, type Stack } from '../support/stack.ts';
 import { insertTask, jobsOfTask, runFor, spawnWorker, type WorkerProcess } from '../support/tasks.ts';
 
 let stack: Stack;
@@ -28,13 +27,9 @@ afterAll(async () => {
   await stack?.close();
 });
 
-/**
- * A deployment of its own on the file's database and namespaces: its own task queue and prefix,
- * so its Schedules and workflows are its own and a killed test's leftovers cannot serve the next.
- */
+/** A deployment of this file's own (separateDeployment), cleaned up at the end. */
 function deployment(): Config {
-  const tag = randomBytes(3).toString('hex');
-  const config = { ...stack.config, TEMPORAL_TASK_QUEUE: `${stack.config.TEMPORAL_TASK_QUEUE}-${tag}`, WORKFLOW_ID_PREFIX: `${stack.config.WORKFLOW_ID_PREFIX}${tag}-` };
+  const config = separateDeployment(stack.config);
   deployments.push(config);
   return config;
 }

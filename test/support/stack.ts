@@ -38,6 +38,16 @@ export function testConfig(env: Record<string, string> = {}): Config {
   return { ...config, ALLOWED_NAMESPACES: env.ALLOWED_NAMESPACES ? config.ALLOWED_NAMESPACES : [] };
 }
 
+/**
+ * A deployment of its own on the same database and namespaces: its own task queue and id prefix,
+ * so its Schedules and workflows are its own and a killed test's leftovers cannot serve the next.
+ * Remove its Temporal leftovers at the end with `removeTemporalLeftovers`.
+ */
+export function separateDeployment(base: Config): Config {
+  const tag = randomBytes(3).toString('hex');
+  return { ...base, TEMPORAL_TASK_QUEUE: `${base.TEMPORAL_TASK_QUEUE}-${tag}`, WORKFLOW_ID_PREFIX: `${base.WORKFLOW_ID_PREFIX}${tag}-` };
+}
+
 export interface Stack {
   /** DATABASE_URL is the file's database; ALLOWED_NAMESPACES starts with the file's namespaces. */
   config: Config;
