@@ -196,12 +196,8 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
         quietMs = Math.min(quietMs * 2, FALLBACK_MAX_MS);
         arm(quietMs);
       }
-      const info = workflowInfo();
-      const limit = input.continueAfterEvents ?? HISTORY_EVENTS_BEFORE_CONTINUE;
-      if (cancelReason === null && signalled === null && (info.continueAsNewSuggested || info.historyLength > limit)) {
-        // What was just seen is applied by the next run's first look.
-        await continueAsNew<typeof taskWorkflow>({ ...input, taskId: task.id, observing: { task, pollMs: quietMs } });
-      }
+      // What was just seen is applied by the next run's first look.
+      if (signalled === null) await continueIfLong(task, quietMs);
     }
   }
 
@@ -210,6 +206,15 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
     const current = await db.taskState(task.id);
     if (current && current.attempt === task.attempt && !isFinal(current.status)) return null;
     return stopFor(task, current);
+  }
+
+  /** Continue as new (keeping the current wait) once the history is long, unless a cancel is pending. */
+  async function continueIfLong(task: TaskRef, pollMs: number): Promise<void> {
+    const info = workflowInfo();
+    const limit = input.continueAfterEvents ?? HISTORY_EVENTS_BEFORE_CONTINUE;
+    if (cancelReason === null && (info.continueAsNewSuggested || info.historyLength > limit)) {
+      await continueAsNew<typeof taskWorkflow>({ ...input, taskId: task.id, observing: { task, pollMs } });
+    }
   }
 
   function look(task: TaskRef, fresh: boolean) {
@@ -240,11 +245,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
       task = step.task;
       pollMs = step.moved ? POLL_INITIAL_MS : Math.min(Math.round(pollMs * POLL_GROWTH), POLL_MAX_MS);
       await condition(() => cancelReason !== null, pollMs);
-      const info = workflowInfo();
-      const limit = input.continueAfterEvents ?? HISTORY_EVENTS_BEFORE_CONTINUE;
-      if (cancelReason === null && (info.continueAsNewSuggested || info.historyLength > limit)) {
-        await continueAsNew<typeof taskWorkflow>({ ...input, taskId: task.id, observing: { task, pollMs } });
-      }
+      await continueIfLong(task, pollMs);
     }
   }
 
