@@ -85,7 +85,12 @@ build_kubernetes() {
     ld="$ld -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
   done
   # shellcheck disable=SC2086
-  (cd "$src" && go get $pkgs@"$v" && go build -ldflags "$ld" -o "$out/" $pkgs)
+  # Every package pinned to the release: a bare path would mean @upgrade, i.e. whatever newer
+  # release the proxy serves by now, which conflicts with the pinned ones.
+  local p pinned=""
+  for p in $pkgs; do pinned="$pinned $p@$v"; done
+  # shellcheck disable=SC2086
+  (cd "$src" && go get $pinned && go build -ldflags "$ld" -o "$out/" $pkgs)
 }
 
 source "$here/versions.env"
