@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh
 bash scripts/stack/stack.sh start
 eval "$(bash scripts/stack/stack.sh env)"
-# A local-only token for the demo user, unless the operator configured real ones.
-export API_TOKENS=${API_TOKENS:-dev-token:demo}
+# The built-in local-only token for the demo user, unless the operator configured tokens of their own.
+LOCAL_API_TOKENS=dev-token:demo
+export API_TOKENS=${API_TOKENS:-$LOCAL_API_TOKENS}
 npm run -s db:migrate
 npm run -s db:seed
 
@@ -24,13 +25,5 @@ trap stop INT TERM EXIT
 
 api="http://${API_HOST:-127.0.0.1}:${API_PORT:-8080}"
 for _ in $(seq 1 120); do curl -sf "$api/healthz" >/dev/null 2>&1 && break; sleep 0.5; done
-cat <<MSG
-
-nightwatch is running
-  web page          $api/   (token: ${API_TOKENS%%:*} for user ${API_TOKENS#*:} — local only)
-  HTTP API          $api/tasks
-  Temporal Web UI   $TEMPORAL_UI_URL
-  kubeconfig        $KUBECONFIG
-  Ctrl-C stops the worker and the API; \`npm run stack stop\` stops the stack.
-MSG
+LOCAL_API_TOKENS=$LOCAL_API_TOKENS bash scripts/start-banner.sh "$api"
 wait -n "${pids[@]}"

@@ -62,6 +62,11 @@ const schema = z.object({
   /** `token:user,token:user`; each API token is bound to one user id. */
   API_TOKENS: z.string().default(''),
   API_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /**
+   * The most time a client gets to send a whole request (headers and body); a slow or incomplete
+   * one is answered 408 and its connection closed, so trickling clients cannot hold connections open.
+   */
+  API_REQUEST_TIMEOUT: duration.pipe(z.number().int().min(100, 'at least 100ms').max(600_000, 'at most 10m')).default(30_000),
   /** Namespaces tasks may target; `*` allows any. */
   ALLOWED_NAMESPACES: list.default(['default', 'demo']),
 });

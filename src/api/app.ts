@@ -3,13 +3,14 @@
 //   /healthz /readyz      probes, no token          (health.ts)
 //   /  /app.js /style.css the web page, no token     (page.ts)
 //   /me /tasks…           the task API, bearer token (tasks.ts)
+// Every request must arrive whole within API_REQUEST_TIMEOUT (slow or stalled clients get 408).
 import type { Client } from '@temporalio/client';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config } from '../config.ts';
 import type { PrismaClient } from '../db/client.ts';
 import { MAX_INFO_BYTES } from '../task/info.ts';
 import { authenticator, parseApiTokens } from './auth.ts';
-import { ApiError, installErrorHandlers } from './errors.ts';
+import { ApiError, clientErrorHandler, installErrorHandlers } from './errors.ts';
 import { healthRoutes } from './health.ts';
 import { pageRoutes } from './page.ts';
 import { taskRoutes } from './tasks.ts';
@@ -25,7 +26,21 @@ export const MAX_BODY_BYTES = MAX_INFO_BYTES + 4 * 1024;
 
 export function buildApp(deps: ApiDeps, options: { logger?: FastifyServerOptions['logger'] } = {}): FastifyInstance {
   const users = parseApiTokens(deps.config.API_TOKENS);
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: MAX_BODY_BYTES });
+  const timeout = deps.config.API_REQUEST_TIMEOUT;
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: MAX_BODY_BYTES,
+    // A client gets API_REQUEST_TIMEOUT to send its whole request; then it is answered 408 and cut off.
+    requestTimeout: timeout,
+    http: {
+      requestTimeout: timeout,
+      // Node's default (60 s) would outlast a shorter request timeout; Node checks both only every
+      // connectionsCheckingInterval (30 s by default), so check often enough for the timeout to hold.
+      headersTimeout: timeout,
+      connectionsCheckingInterval: Math.min(1_000, Math.max(50, Math.floor(timeout / 4))),
+    },
+    clientErrorHandler: clientErrorHandler(timeout),
+  });
   installErrorHandlers(app, MAX_BODY_BYTES);
 
   // JSON only: a text/plain body would otherwise reach the handlers as a string.

@@ -1,6 +1,8 @@
 // One error shape for every failed request, so clients (and the web page) handle errors in one place:
 //   { "error": { "code": "validation_failed", "message": "…", "fields": [{ "field": "info.image", "message": "…" }] } }
 // `message` says what happened, to what, and what to do; `fields` points at the body fields to fix.
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance } from 'fastify';
 
 export interface FieldProblem {
@@ -86,4 +88,40 @@ export function installErrorHandlers(app: FastifyInstance, bodyLimit: number): v
       .code(404)
       .send(errorBody('not_found', `there is no route ${request.method} ${request.url.split('?')[0]}; the routes are listed in README.md (HTTP API)`)),
   );
+}
+
+/**
+ * Errors on a connection before any route runs (Node's `clientError`): a request not received in
+ * full within API_REQUEST_TIMEOUT, oversized headers, or bytes that are not HTTP. Answered in the
+ * one error shape, then the connection is closed. Fastify's `clientErrorHandler`.
+ */
+export function clientErrorHandler(requestTimeoutMs: number) {
+  return function onClientError(this: FastifyInstance, err: Error & { code?: string }, socket: Socket): void {
+    // A reset connection has nobody left to answer.
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    let status = 400;
+    let body = errorBody('bad_request', 'the request is not valid HTTP/1.1');
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      status = 408;
+      body = errorBody(
+        'request_timeout',
+        `the request was not received in full within ${requestTimeoutMs / 1000} s, so its connection is closed: ` +
+          'send the whole request at once (the server sets API_REQUEST_TIMEOUT)',
+      );
+    } else if (err.code === 'HPE_HEADER_OVERFLOW') {
+      status = 431;
+      body = errorBody('headers_too_large', 'the request headers are larger than this server accepts: send fewer or shorter headers');
+    }
+    this.log.debug({ code: err.code, status, remoteAddress: socket.remoteAddress }, 'client error: answered and closed the connection');
+    // As Node itself does: never write into a response already under way on this connection.
+    const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+    if (socket.writable && !inFlight?.headersSent) {
+      const text = JSON.stringify(body);
+      socket.write(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+          `Content-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+      );
+    }
+    socket.destroy();
+  };
 }

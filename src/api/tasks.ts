@@ -211,8 +211,9 @@ export function taskRoutes(app: FastifyInstance, deps: ApiDeps): void {
     try {
       await signalCancel(deps, task, reason);
     } catch (err) {
-      request.log.error({ err, taskId: task.id.toString() }, 'could not signal cancel');
-      throw new ApiError(503, 'temporal_unavailable', `task ${task.id} not cancelled: Temporal at ${config.TEMPORAL_ADDRESS} did not take the request; try again shortly`);
+      // The address and the client's error are for the operator, in the log; the caller learns what to do.
+      request.log.error({ err, taskId: task.id.toString(), temporal: config.TEMPORAL_ADDRESS }, 'could not signal cancel to Temporal');
+      throw new ApiError(503, 'temporal_unavailable', `task ${task.id} not cancelled: Temporal did not take the request; try again shortly`);
     }
     return reply.code(202).send(taskView(deps, task));
   });

@@ -1,6 +1,6 @@
 // The web page in headless Chromium, against the real API, worker and stack: a user enters a token,
-// submits a task through the form and watches it reach Succeeded without reloading, and uses the
-// Retry and Cancel buttons. A screenshot is left at /tmp/nightwatch-page.png for a human look.
+// submits a task through the form and watches it reach Succeeded without reloading, uses the
+// Retry and Cancel buttons, and signs out (the token is kept for the tab's session only). A screenshot is left at /tmp/nightwatch-page.png for a human look.
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
@@ -39,7 +39,8 @@ beforeAll(async () => {
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  // A context of its own, so a test can open a second tab in the same browser session.
+  page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
   page.on('framenavigated', (frame) => {
     if (frame === page.mainFrame()) navigations += 1;
   });
@@ -73,7 +74,10 @@ describe('the web page', () => {
     await page.locator('#whoami', { hasText: `signed in as ${USER}` }).waitFor();
     expect(await page.locator('#token-error').isHidden()).toBe(true);
     expect(await page.locator('#namespace option').allTextContents()).toEqual(stack.namespaces);
-    expect(await page.evaluate(() => localStorage.getItem('nightwatch.token'))).toBe(TOKEN);
+    // Kept for this tab's session only: never in localStorage, where every later visit would find it.
+    expect(await page.evaluate(() => sessionStorage.getItem('nightwatch.token'))).toBe(TOKEN);
+    expect(await page.evaluate(() => localStorage.length)).toBe(0);
+    expect(await page.locator('#sign-out').isVisible()).toBe(true);
   });
 
   it("shows the server's message next to the field that is wrong, and stores nothing", async () => {
@@ -172,5 +176,47 @@ describe('the web page', () => {
     expect(await page.evaluate('window.__injected')).toBeUndefined();
 
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  });
+
+  it('keeps the token for this tab only: another tab asks for it, a reload keeps it', async () => {
+    const other = await page.context().newPage();
+    try {
+      // Same browser, same origin, same storage partition: localStorage would be shared here.
+      await other.goto(page.url());
+      await other.locator('#token-error', { hasText: 'Enter your API token' }).waitFor();
+      expect(await other.locator('#whoami').textContent()).toBe('');
+      expect(await other.locator('#sign-out').isHidden()).toBe(true);
+      expect(await other.locator('#tasks tbody tr').count()).toBe(0);
+    } finally {
+      await other.close();
+    }
+
+    await page.reload();
+    await page.locator('#whoami', { hasText: `signed in as ${USER}` }).waitFor();
+    await rowOf(submitted).waitFor();
+  });
+
+  it('signs out: forgets the token, clears the list and stops asking the API', async () => {
+    const calls: string[] = [];
+    page.on('request', (request) => {
+      if (request.resourceType() === 'fetch') calls.push(request.url());
+    });
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+
+    await page.locator('#token-error', { hasText: 'Enter your API token' }).waitFor();
+    expect(await page.locator('#whoami').textContent()).toBe('');
+    expect(await page.locator('#tasks tbody tr').count()).toBe(0);
+    expect(await page.locator('#sign-out').isHidden()).toBe(true);
+    expect(await page.evaluate(() => [sessionStorage.getItem('nightwatch.token'), localStorage.length])).toEqual([null, 0]);
+    // Longer than two poll intervals (1.5 s): nothing is fetched without a token.
+    calls.length = 0;
+    await page.waitForTimeout(3_500);
+    expect(calls).toEqual([]);
+
+    // Signed out stays signed out across a reload.
+    await page.reload();
+    await page.locator('#token-error', { hasText: 'Enter your API token' }).waitFor();
+    expect(await page.locator('#tasks tbody tr').count()).toBe(0);
   });
 });

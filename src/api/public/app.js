@@ -12,7 +12,11 @@ const PAGE_SIZE = 100;
 const FINAL = new Set(['Succeeded', 'Failed', 'Cancelled']);
 
 const $ = (selector) => document.querySelector(selector);
-let token = localStorage.getItem(TOKEN_KEY) || '';
+// The token lives for this tab's session only (sessionStorage: it survives a reload, not closing the
+// tab, and no other tab or later visit reads it). Sign out forgets it at once. A token an earlier
+// version of the page kept in localStorage is removed.
+localStorage.removeItem(TOKEN_KEY);
+let token = sessionStorage.getItem(TOKEN_KEY) || '';
 let pollTimer = null;
 /** Only the latest refresh renders: a slow poll answering after a newer one must not show older rows. */
 let refreshSeq = 0;
@@ -61,6 +65,7 @@ function showTokenError(message) {
 async function connect() {
   stopPolling();
   $('#whoami').textContent = '';
+  $('#sign-out').hidden = !token;
   if (!token) {
     showTokenError('Enter your API token (top right) to submit and see your tasks.');
     return;
@@ -93,15 +98,33 @@ function fillNamespaces(allowed) {
   }
 }
 
-$('#token-form').addEventListener('submit', (event) => {
-  event.preventDefault();
-  token = $('#token').value.trim();
-  $('#token').value = '';
-  if (token) localStorage.setItem(TOKEN_KEY, token);
-  else localStorage.removeItem(TOKEN_KEY);
+/** Use another token, or none: forget the previous user's list before anything else is shown. */
+function useToken(next) {
+  token = next;
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  else sessionStorage.removeItem(TOKEN_KEY);
+  // A poll already on its way must not render the previous user's rows.
+  refreshSeq += 1;
   rows.clear();
   $('#tasks tbody').replaceChildren();
+  $('#empty').hidden = true;
+  $('#refreshed').textContent = '';
+  $('#list-error').textContent = '';
+  clearErrors();
+  if (!token) $('#namespace').replaceChildren();
   void connect();
+}
+
+$('#token-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const next = $('#token').value.trim();
+  $('#token').value = '';
+  useToken(next);
+});
+
+$('#sign-out').addEventListener('click', () => {
+  useToken('');
+  $('#token').focus();
 });
 
 // --- submitting --------------------------------------------------------------------------------
