@@ -2,7 +2,8 @@
 // conditional on the status it expects and on the attempt, so a stale writer (an old
 // attempt, a replayed step, a second replica) can never move a row backwards.
 import type { PrismaClient } from '../src/db/client.ts';
-import { namespaceAllowed, parseTaskInfo, validateNamespaceName, validateTaskName, type TaskInfo } from '../src/task/info.ts';
+import { checkInfoAgainstPolicy, namespaceProblem, type Policy } from '../src/policy.ts';
+import { parseTaskInfo, validateNamespaceName, validateTaskName, type TaskInfo } from '../src/task/info.ts';
 import { statusesBefore, TaskStatus } from '../src/task-status.ts';
 
 /** A row as workflows see it: ids as strings (bigint is not JSON), no large fields. */
@@ -31,40 +32,47 @@ const refSelect = { id: true, name: true, namespace: true, userId: true, status:
 const toRef = (row: { id: bigint } & Omit<TaskRef, 'id'>): TaskRef => ({ ...row, id: row.id.toString() });
 
 /**
- * The namespaces tasks may target (ALLOWED_NAMESPACES). The worker checks it too, not only the
- * API: rows can also come straight into the table (the classic web form, SQL).
+ * The operator's policy (src/policy.ts). The worker checks it too, not only the API: rows can also
+ * come straight into the table (the classic web form, SQL), and it applies the policy's defaults.
  */
-export interface NamespacePolicy {
-  allowedNamespaces: readonly string[];
-}
-
-export function createDatabaseActivities(prisma: PrismaClient, policy: NamespacePolicy) {
+export function createDatabaseActivities(prisma: PrismaClient, policy: Policy) {
   return {
-    /** A page of submitted rows, oldest first, for the dispatcher. */
+    /**
+     * A page of rows in any of `statuses`, oldest first: the dispatcher's (Normal) and reconcile's
+     * (Pending, Running). One query per status, each a range of the (status, id) index read in
+     * order, merged here: `status IN (a, b) ORDER BY id` would sort every row in progress, or walk
+     * the primary key through all the finished ones (issue 11; test/integration/query-plans.test.ts).
+     */
     async listTasksInStatus(input: { statuses: TaskStatus[]; afterId: string; limit: number }): Promise<TaskRef[]> {
-      const rows = await prisma.task.findMany({
-        where: { status: { in: input.statuses }, id: { gt: BigInt(input.afterId) } },
-        orderBy: { id: 'asc' },
-        take: input.limit,
-        select: refSelect,
-      });
+      const pages = await Promise.all(
+        [...new Set(input.statuses)].map((status) =>
+          prisma.task.findMany({
+            where: { status, id: { gt: BigInt(input.afterId) } },
+            orderBy: { id: 'asc' },
+            take: input.limit,
+            select: refSelect,
+          }),
+        ),
+      );
+      const rows = pages.length === 1 ? pages[0]! : pages.flat().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).slice(0, input.limit);
       return rows.map(toRef);
     },
 
-    /** The row with its `info` checked; null when the row no longer exists. */
+    /**
+     * The row with its name, namespace and `info` checked, against the schema and the operator's
+     * policy, and `info` with the policy's defaults applied (what the Job is built from); null when
+     * the row no longer exists.
+     */
     async loadTask(taskId: string): Promise<LoadedTask | null> {
       const row = await prisma.task.findUnique({ where: { id: BigInt(taskId) } });
       if (!row) return null;
       const ref = toRef(row);
-      const problem =
-        validateTaskName(row.name) ??
-        validateNamespaceName(row.namespace) ??
-        (namespaceAllowed(policy.allowedNamespaces, row.namespace)
-          ? null
-          : `namespace '${row.namespace}' is not open to tasks (ALLOWED_NAMESPACES is ${policy.allowedNamespaces.join(',')}): move the task to one of those namespaces, or ask the operator to allow it`);
+      const problem = validateTaskName(row.name) ?? validateNamespaceName(row.namespace) ?? namespaceProblem(policy, row.namespace);
       if (problem) return { ...ref, valid: false, reason: problem };
       const parsed = parseTaskInfo(row.info);
-      return parsed.ok ? { ...ref, valid: true, info: parsed.info } : { ...ref, valid: false, reason: parsed.reason };
+      if (!parsed.ok) return { ...ref, valid: false, reason: parsed.reason };
+      const checked = checkInfoAgainstPolicy(policy, parsed.info);
+      return checked.ok ? { ...ref, valid: true, info: checked.info } : { ...ref, valid: false, reason: checked.reason.slice(0, 4000) };
     },
 
     async markStatus(write: StatusWrite): Promise<StatusWriteResult> {

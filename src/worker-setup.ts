@@ -4,11 +4,13 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
+import { retentionSettings } from '../activities/retention.ts';
 import type { JobLookup } from '../activities/kubernetes.ts';
 import type { Config } from './config.ts';
 import type { PrismaClient } from './db/client.ts';
 import { startJobWatch, type JobWatch, type JobWatchOptions } from './job-watch.ts';
 import type { KubeClients } from './kubernetes.ts';
+import { policyFromConfig } from './policy.ts';
 import { temporalConnectionOptions } from './temporal.ts';
 
 /**
@@ -23,7 +25,7 @@ export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', imp
 export interface WorkerDeps {
   config: Config;
   prisma: PrismaClient;
-  kube: Pick<KubeClients, 'batch'>;
+  kube: Pick<KubeClients, 'batch' | 'core'>;
   connection: NativeConnection;
   /** The Job watch whose cache answers the workflows' reads; without it they read the API server. */
   jobs?: JobLookup;
@@ -54,7 +56,9 @@ export async function buildWorker(deps: WorkerDeps, overrides: Partial<WorkerOpt
       prisma: deps.prisma,
       kube: deps.kube,
       temporal: workerClient(deps),
-      allowedNamespaces: config.ALLOWED_NAMESPACES,
+      policy: policyFromConfig(config),
+      maxTasksInProgressPerUser: config.MAX_TASKS_IN_PROGRESS_PER_USER,
+      retention: retentionSettings(config),
       ...(deps.jobs ? { jobs: deps.jobs } : {}),
     }),
     ...workflowSource(config),
@@ -83,7 +87,7 @@ export interface NightwatchWorker {
  * when their Jobs change and answers their reads from its cache. They start and stop together.
  */
 export async function startNightwatchWorker(
-  deps: Omit<WorkerDeps, 'jobs' | 'kube'> & { kube: Pick<KubeClients, 'batch' | 'kubeconfig'> },
+  deps: Omit<WorkerDeps, 'jobs' | 'kube'> & { kube: Pick<KubeClients, 'batch' | 'core' | 'kubeconfig'> },
   overrides: Partial<WorkerOptions> = {},
   watchTuning: Pick<JobWatchOptions, 'stallAfterMs' | 'watchdogEveryMs'> = {},
 ): Promise<NightwatchWorker> {
@@ -91,6 +95,7 @@ export async function startNightwatchWorker(
     ...watchTuning,
     kubeconfig: deps.kube.kubeconfig,
     batch: deps.kube.batch,
+    core: deps.kube.core,
     client: workerClient(deps),
     namespaces: deps.config.ALLOWED_NAMESPACES,
     idPrefix: deps.config.WORKFLOW_ID_PREFIX,

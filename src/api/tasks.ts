@@ -10,7 +10,9 @@ import { taskWorkflowId } from '../../workflows/ids.ts';
 import type { ApiDeps } from './app.ts';
 import { signalCancel, startTaskWorkflow } from './dispatch.ts';
 import { ApiError, type FieldProblem } from './errors.ts';
+import { infoPolicyProblems, namespaceProblem, policyFromConfig } from '../policy.ts';
 import { namespaceAllowed, validateSubmission } from './submission.ts';
+import { countInProgress } from '../db/user-cap.ts';
 
 const DEFAULT_PAGE_SIZE = 50;
 const MAX_PAGE_SIZE = 200;
@@ -111,6 +113,42 @@ function parseListQuery(query: Record<string, unknown>): ListQuery {
   return result;
 }
 
+/**
+ * The index each filter combination is read from: its equalities, then `id`, so a page is one range
+ * read backwards from the cursor, however many rows the user has (issue 11). Named in the query
+ * because MariaDB, left to choose, intersects (status, id) with (user_id, …) and sorts the
+ * intersection (tens of thousands of rows for a heavy user's `?status=Failed`). The indexes are made
+ * by prisma/migrations/20261130020000_task_query_indexes; test/integration/query-plans.test.ts runs
+ * EXPLAIN of every combination on a large table.
+ */
+export const LIST_INDEX = {
+  none: 'task_user_id_id_idx',
+  status: 'task_user_id_status_id_idx',
+  namespace: 'task_user_id_namespace_id_idx',
+  both: 'task_user_id_status_namespace_id_idx',
+} as const;
+
+type ListedRow = Omit<Task, 'info'>;
+
+async function listPage(prisma: ApiDeps['prisma'], userId: string, query: ListQuery): Promise<ListedRow[]> {
+  const index = LIST_INDEX[query.status && query.namespace ? 'both' : query.status ? 'status' : query.namespace ? 'namespace' : 'none'];
+  const where = [Prisma.sql`user_id = ${userId}`];
+  if (query.status) where.push(Prisma.sql`status = ${query.status}`);
+  if (query.namespace) where.push(Prisma.sql`namespace = ${query.namespace}`);
+  if (query.cursor !== undefined) where.push(Prisma.sql`id < ${query.cursor}`);
+  // Without info: it can be 64 KiB a row and the page polls this list; GET /tasks/:id has it.
+  // One row more than asked tells whether another page follows, without a count query.
+  const rows = await prisma.$queryRaw<(ListedRow & { attempt: number | bigint })[]>`
+    SELECT id, name, namespace, status, reason, attempt, user_id AS userId, created_at AS createdAt,
+           updated_at AS updatedAt, started_at AS startedAt, finished_at AS finishedAt
+    FROM task FORCE INDEX (${Prisma.raw(index)})
+    WHERE ${Prisma.join(where, ' AND ')}
+    ORDER BY id DESC
+    LIMIT ${query.limit + 1}`;
+  // A raw INT UNSIGNED comes back as a bigint; the model's is a number.
+  return rows.map((row) => ({ ...row, attempt: Number(row.attempt) }));
+}
+
 function parseCancelBody(body: unknown, taskId: bigint): string | undefined {
   if (body === undefined) return undefined;
   const what = `task ${taskId} not cancelled`;
@@ -138,12 +176,32 @@ function expectNoBody(body: unknown, what: string): void {
 
 export function taskRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const { prisma, config } = deps;
+  const policy = policyFromConfig(config);
 
   async function ownTask(request: FastifyRequest<{ Params: { id: string } }>): Promise<Task> {
     const id = parseTaskId(request.params.id);
     const task = await prisma.task.findFirst({ where: { id, userId: request.userId } });
     if (!task) throw new ApiError(404, 'task_not_found', `task ${id} not found among your tasks; list them with GET /tasks`);
     return task;
+  }
+
+  /**
+   * MAX_TASKS_IN_PROGRESS_PER_USER, as the API applies it: every unfinished task counts (a
+   * submitted one is about to take a slot), so the API never accepts a task that would have to wait.
+   */
+  async function checkUserCap(request: FastifyRequest, reply: { header(name: string, value: string): unknown }, what: string): Promise<void> {
+    const cap = config.MAX_TASKS_IN_PROGRESS_PER_USER;
+    if (cap <= 0) return;
+    const open = await countInProgress(prisma, request.userId, [TaskStatus.Normal, TaskStatus.Pending, TaskStatus.Running]);
+    if (open < cap) return;
+    const retryAfter = Math.max(1, Math.ceil(config.DISPATCH_INTERVAL / 1000));
+    reply.header('Retry-After', String(retryAfter));
+    throw new ApiError(
+      429,
+      'too_many_tasks_in_progress',
+      `${what}: you have ${open} unfinished ${open === 1 ? 'task' : 'tasks'}, the most allowed at once (the operator's MAX_TASKS_IN_PROGRESS_PER_USER is ${cap}); ` +
+        `try again in ${retryAfter} s or once one finishes, or cancel one`,
+    );
   }
 
   app.get('/me', async (request) => ({ userId: request.userId, allowedNamespaces: config.ALLOWED_NAMESPACES }));
@@ -154,11 +212,18 @@ export function taskRoutes(app: FastifyInstance, deps: ApiDeps): void {
       const code = result.status === 413 ? 'info_too_large' : 'validation_failed';
       throw new ApiError(result.status, code, summary('task not created', result.problems), result.problems);
     }
-    const { name, namespace, infoText } = result.submission;
+    const { name, namespace, infoText, info } = result.submission;
     if (!namespaceAllowed(config.ALLOWED_NAMESPACES, namespace)) {
       const message = `namespace '${namespace}' is not open to tasks on this server: use one of ${config.ALLOWED_NAMESPACES.join(', ')} (the operator sets ALLOWED_NAMESPACES)`;
       throw new ApiError(403, 'namespace_not_allowed', `task not created: ${message}`, [{ field: 'namespace', message }]);
     }
+    // Open by ALLOWED_NAMESPACES (perhaps `*`) yet closed whatever it says: kube-*, nightwatch's own.
+    const closed = namespaceProblem(policy, namespace);
+    if (closed) throw new ApiError(403, 'namespace_not_allowed', `task not created: ${closed}`, [{ field: 'namespace', message: closed }]);
+    // Well-formed, but more than the operator allows (annotations, image, timeout, resources).
+    const refused = infoPolicyProblems(policy, info);
+    if (refused.length > 0) throw new ApiError(403, 'policy_violation', summary('task not created', refused), refused);
+    await checkUserCap(request, reply, 'task not created');
     let task: Task;
     try {
       task = await prisma.task.create({ data: { name, namespace, info: infoText, status: TaskStatus.Normal, userId: request.userId } });
@@ -180,19 +245,7 @@ export function taskRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get('/tasks', async (request) => {
     const query = parseListQuery(request.query as Record<string, unknown>);
-    const rows = await prisma.task.findMany({
-      where: {
-        userId: request.userId,
-        ...(query.status ? { status: query.status } : {}),
-        ...(query.namespace ? { namespace: query.namespace } : {}),
-        ...(query.cursor !== undefined ? { id: { lt: query.cursor } } : {}),
-      },
-      orderBy: { id: 'desc' },
-      // One more than asked tells whether another page follows, without a count query.
-      take: query.limit + 1,
-      // info can be 64 KiB a row and the page polls this list; GET /tasks/:id has it.
-      omit: { info: true },
-    });
+    const rows = await listPage(prisma, request.userId, query);
     const page = rows.slice(0, query.limit);
     return {
       tasks: page.map((row) => taskView(deps, row)),
@@ -228,6 +281,7 @@ export function taskRoutes(app: FastifyInstance, deps: ApiDeps): void {
         `task ${task.id} is ${task.status}, not finished: only a finished task (${FINAL_STATUSES.join(', ')}) can be retried; cancel it first to stop it`,
       );
     }
+    await checkUserCap(request, reply, `task ${task.id} not retried`);
     // Conditional on the status and attempt just read, so two retries at once make one new attempt.
     const { count } = await prisma.task.updateMany({
       where: { id: task.id, userId: request.userId, attempt: task.attempt, status: { in: [...FINAL_STATUSES] } },
