@@ -7,8 +7,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { KubeClients } from '../src/kubernetes.ts';
 import { classifyKubernetesError } from '../src/task/errors.ts';
 import type { TaskInfo } from '../src/task/info.ts';
-import { buildJob, isOwnedByTask, jobAttempt } from '../src/task/job.ts';
-import { observeJobObject, type JobObservation } from '../src/task/job-status.ts';
+import { buildJob, isOwnedByTask, jobAttempt, type PodOptions } from '../src/task/job.ts';
+import { observeJobObject, type JobObservation, type JobSurroundings } from '../src/task/job-status.ts';
 import type { TaskRef } from './database.ts';
 
 export type { JobObservation };
@@ -19,6 +19,8 @@ export type { JobObservation };
  */
 export interface JobLookup {
   cached(namespace: string, name: string): V1Job | undefined;
+  /** The Job's pods and pod-creation failures, when the watch is current for its namespace. */
+  surroundings(job: V1Job): JobSurroundings | undefined;
 }
 
 /** Failure types the workflows react to (ApplicationFailure.type). */
@@ -56,7 +58,36 @@ function toFailure(taskId: string, err: unknown): ApplicationFailure {
     : ApplicationFailure.nonRetryable(`task ${taskId}: ${c.reason}`, FailureType.TaskRejected);
 }
 
-export function createKubernetesActivities({ batch }: Pick<KubeClients, 'batch'>, jobs?: JobLookup) {
+/** Whether a Job's status alone settles what it means (finished, or a pod ready): no need to look around it. */
+function settledByJob(job: V1Job): boolean {
+  const finished = (job.status?.conditions ?? []).some((c) => c.status === 'True' && ['Complete', 'Failed', 'SuccessCriteriaMet', 'FailureTarget'].includes(c.type));
+  return finished || (job.status?.ready ?? 0) > 0;
+}
+
+export function createKubernetesActivities({ batch, core }: Pick<KubeClients, 'batch' | 'core'>, jobs?: JobLookup, pod: PodOptions = {}) {
+  /**
+   * What the API server says around a Job that is not settled: its pods and, with none, the Job
+   * controller's pod-creation failures. Two reads, made only on the slow path (no current watch).
+   * If they are refused (an account without pod or event read rights), the Job alone decides.
+   */
+  async function readSurroundings(job: V1Job, taskId: string): Promise<JobSurroundings> {
+    const uid = job.metadata?.uid;
+    const namespace = job.metadata?.namespace;
+    if (!uid || !namespace || settledByJob(job)) return {};
+    try {
+      const pods = (await core.listNamespacedPod({ namespace, labelSelector: `batch.kubernetes.io/controller-uid=${uid}` })).items;
+      if (pods.length > 0 || (job.status?.active ?? 0) > 0) return { pods };
+      const events = (await core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.uid=${uid},reason=FailedCreate` })).items;
+      const newest = events
+        .map((e) => ({ at: new Date(e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp ?? 0).getTime(), message: e.message }))
+        .sort((a, b) => b.at - a.at)[0];
+      return { pods, ...(newest?.message && { createFailure: newest.message }) };
+    } catch (err) {
+      if (err instanceof ApiException && (err.code === 403 || err.code === 401)) return {};
+      throw toFailure(taskId, err);
+    }
+  }
+
   async function readJob(ref: JobRef): Promise<V1Job | null> {
     try {
       return await batch.readNamespacedJob({ name: ref.name, namespace: ref.namespace });
@@ -88,7 +119,7 @@ export function createKubernetesActivities({ batch }: Pick<KubeClients, 'batch'>
       const { task, info } = input;
       const ref = { taskId: task.id, name: task.name, namespace: task.namespace };
       try {
-        await batch.createNamespacedJob({ namespace: task.namespace, body: buildJob(task, info) });
+        await batch.createNamespacedJob({ namespace: task.namespace, body: buildJob(task, info, pod) });
         return 'created';
       } catch (err) {
         if (classifyKubernetesError(err).kind !== 'conflict') throw toFailure(task.id, err);
@@ -121,10 +152,11 @@ export function createKubernetesActivities({ batch }: Pick<KubeClients, 'batch'>
       if (!ref.fresh) {
         const cached = jobs?.cached(ref.namespace, ref.name);
         if (cached && isOwnedByTask(cached, ref.taskId) && (ref.attempt === undefined || jobAttempt(cached) === ref.attempt)) {
-          return observeJobObject(cached, ref.taskId);
+          return observeJobObject(cached, ref.taskId, jobs?.surroundings(cached) ?? (await readSurroundings(cached, ref.taskId)));
         }
       }
-      return observeJobObject(await readJob(ref), ref.taskId);
+      const job = await readJob(ref);
+      return observeJobObject(job, ref.taskId, job && isOwnedByTask(job, ref.taskId) ? await readSurroundings(job, ref.taskId) : {});
     },
 
     /** Delete this task's Job and its pods; a Job that is gone or not this task's is left alone. */

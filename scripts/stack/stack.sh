@@ -272,6 +272,8 @@ export TEMPORAL_ADDRESS=127.0.0.1:$TEMPORAL_PORT
 export TEMPORAL_UI_URL=http://127.0.0.1:$TEMPORAL_UI_PORT
 export DATABASE_URL=\${DATABASE_URL:-mysql://root@$MYSQL_HOST:$MYSQL_PORT/nightwatch}
 export NIGHTWATCH_TEMPORAL_CLI=$(bin temporal)
+# Tasks on the local cluster may set KWOK's test knobs (kwok-stages.yaml), and only those.
+export POD_ANNOTATIONS_ALLOWED="\${POD_ANNOTATIONS_ALLOWED:-nightwatch.io/kwok-*}"
 ENV
 }
 

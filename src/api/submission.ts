@@ -1,7 +1,7 @@
 // The body of POST /tasks: { name, namespace, info }. `info` is exactly the task's `info` (taskInfoSchema),
 // stored as sent, so error fields read the same in the request ("info.args[3]") as in a task's failure
 // reason, and a field added to the info schema needs no change here. Pure module.
-import { describeTaskInfoIssues, MAX_INFO_BYTES, taskInfoSchema, validateNamespaceName, validateTaskName } from '../task/info.ts';
+import { describeTaskInfoIssues, MAX_INFO_BYTES, taskInfoSchema, validateNamespaceName, validateTaskName, type TaskInfo } from '../task/info.ts';
 import { formatKiB, type FieldProblem } from './errors.ts';
 
 const EXAMPLE_SUBMISSION = '{"name": "nightly-report", "namespace": "default", "info": {"image": "alpine:3.20", "args": ["echo", "hi"]}}';
@@ -13,6 +13,8 @@ export interface Submission {
   namespace: string;
   /** The `info` column: the request's info as compact JSON. */
   infoText: string;
+  /** The same info, validated (defaults of the schema applied): what the operator's policy is checked against. */
+  info: TaskInfo;
 }
 
 export type SubmissionResult =
@@ -48,11 +50,15 @@ export function validateSubmission(body: unknown): SubmissionResult {
   }
 
   let infoText: string | undefined;
+  let info: TaskInfo | undefined;
   if (fields.info === undefined) {
     problems.push({ field: 'info', message: 'info is required: an object describing the Job, at least {"image": "alpine:3.20"}' });
   } else {
     const parsed = taskInfoSchema.safeParse(fields.info);
-    if (parsed.success) infoText = JSON.stringify(fields.info);
+    if (parsed.success) {
+      infoText = JSON.stringify(fields.info);
+      info = parsed.data;
+    }
     else problems.push(...describeTaskInfoIssues(parsed.error.issues));
   }
 
@@ -73,7 +79,7 @@ export function validateSubmission(body: unknown): SubmissionResult {
       ],
     };
   }
-  return { ok: true, submission: { name: name!, namespace: namespace!, infoText: infoText! } };
+  return { ok: true, submission: { name: name!, namespace: namespace!, infoText: infoText!, info: info! } };
 }
 
 function requiredString(fields: Record<string, unknown>, key: string, example: string, problems: FieldProblem[]): string | undefined {

@@ -38,7 +38,7 @@ const IMAGE_REFERENCE = new RegExp(
 const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
 
 // A Kubernetes quantity without a sign: "500m", "0.5", "128Mi", "1G", "1e3".
-const QUANTITY = /^(\d+(?:\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$/;
+export const QUANTITY = /^(\d+(?:\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$/;
 const QUANTITY_SCALE: Record<string, number> = {
   n: 1e-9,
   u: 1e-6,
@@ -58,8 +58,8 @@ const QUANTITY_SCALE: Record<string, number> = {
   Ei: 2 ** 60,
 };
 
-/** Accurate enough to compare a request with its limit; not for arithmetic. */
-function quantityValue(text: string): number {
+/** Accurate enough to compare a request with its limit or a maximum; not for arithmetic. */
+export function quantityValue(text: string): number {
   const [, number = '0', suffix = ''] = QUANTITY.exec(text) ?? [];
   const scale = /^[eE]/.test(suffix) ? 10 ** Number(suffix.slice(1)) : (QUANTITY_SCALE[suffix] ?? 1);
   return Number(number) * scale;

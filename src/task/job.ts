@@ -13,18 +13,39 @@ export const CONTAINER_NAME = 'task';
 
 export type JobTask = { id: bigint | string; name: string; namespace: string; attempt: number };
 
+/** How the operator runs every task's pod (src/policy.ts, podOptions). */
+export interface PodOptions {
+  /** Added to the pod's annotations after `info.annotations`, winning over them. */
+  annotations?: Record<string, string>;
+  /** IMAGE_PULL_POLICY; unset leaves Kubernetes' default (Always for `:latest` or no tag, else IfNotPresent). */
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  /**
+   * POD_RUN_AS_NON_ROOT: run as this uid (and gid) with `runAsNonRoot: true`, which Pod Security
+   * `restricted` requires. The uid is set, not left to the image, because a kubelet can only check
+   * an image's USER when it runs it, and most images run as root.
+   */
+  runAsUser?: number;
+}
+
+/** Seccomp's default profile of the container runtime: what Pod Security `baseline` allows and `restricted` asks for. */
+const RUNTIME_DEFAULT_SECCOMP = { type: 'RuntimeDefault' } as const;
+
 /**
- * The Job for one attempt of a task: named after the task, in the task's namespace.
- * Pod annotations come from `info.annotations`, then `extraPodAnnotations` (the operator's).
+ * The Job for one attempt of a task: named after the task, in the task's namespace. Its pod is
+ * hardened whatever the task says: no privilege escalation, every capability dropped, the
+ * runtime's default seccomp profile, no service links and no service-account token; with
+ * `options.runAsUser`, not root either. A pod like this passes Pod Security `baseline`, and with
+ * runAsUser `restricted`.
  */
-export function buildJob(task: JobTask, info: TaskInfo, extraPodAnnotations?: Record<string, string>): V1Job {
+export function buildJob(task: JobTask, info: TaskInfo, options: PodOptions = {}): V1Job {
   const labels = {
     [MANAGED_BY_LABEL]: MANAGED_BY,
     [TASK_ID_LABEL]: String(task.id),
     [ATTEMPT_LABEL]: String(task.attempt),
   };
-  const podAnnotations = { ...info.annotations, ...extraPodAnnotations };
+  const podAnnotations = { ...info.annotations, ...options.annotations };
   const hasAnnotations = Object.keys(podAnnotations).length > 0;
+  const runAs = options.runAsUser !== undefined && { runAsNonRoot: true, runAsUser: options.runAsUser, runAsGroup: options.runAsUser };
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
@@ -40,14 +61,17 @@ export function buildJob(task: JobTask, info: TaskInfo, extraPodAnnotations?: Re
           restartPolicy: 'Never',
           // User-submitted code gets no Kubernetes API credentials by default.
           automountServiceAccountToken: false,
-          containers: [container(info)],
+          // Nor the addresses of every service in the namespace in its environment.
+          enableServiceLinks: false,
+          securityContext: { ...runAs, seccompProfile: { ...RUNTIME_DEFAULT_SECCOMP } },
+          containers: [container(info, options)],
         },
       },
     },
   };
 }
 
-function container(info: TaskInfo): V1Container {
+function container(info: TaskInfo, options: PodOptions): V1Container {
   const requests = info.resources?.requests;
   const limits = info.resources?.limits;
   const hasRequests = requests !== undefined && Object.keys(requests).length > 0;
@@ -55,6 +79,7 @@ function container(info: TaskInfo): V1Container {
   return {
     name: CONTAINER_NAME,
     image: info.image,
+    ...(options.imagePullPolicy !== undefined && { imagePullPolicy: options.imagePullPolicy }),
     ...(info.command !== undefined && { command: [...info.command] }),
     ...(info.args !== undefined && { args: [...info.args] }),
     ...(info.env !== undefined && { env: Object.entries(info.env).map(([name, value]) => ({ name, value })) }),
@@ -64,6 +89,11 @@ function container(info: TaskInfo): V1Container {
         ...(hasLimits && { limits: { ...limits } }),
       },
     }),
+    securityContext: {
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { ...RUNTIME_DEFAULT_SECCOMP },
+    },
   };
 }
 

@@ -4,6 +4,7 @@
 // the user deleted must take its Job with it and never get a new one.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabaseActivities } from '../../activities/database.ts';
+import { policyFromConfig } from '../../src/policy.ts';
 import { createPrisma, type PrismaClient, type Task } from '../../src/db/client.ts';
 import { TaskStatus } from '../../src/task-status.ts';
 import { taskWorkflowId } from '../../workflows/ids.ts';
@@ -24,7 +25,7 @@ afterAll(async () => {
   await stack?.close();
 });
 
-const activitiesOf = (prisma: PrismaClient) => createDatabaseActivities(prisma, { allowedNamespaces: stack.config.ALLOWED_NAMESPACES });
+const activitiesOf = (prisma: PrismaClient) => createDatabaseActivities(prisma, policyFromConfig(stack.config));
 const db = () => activitiesOf(stack.prisma);
 const rowOf = (task: Pick<Task, 'id'>) => stack.prisma.task.findUniqueOrThrow({ where: { id: task.id } });
 

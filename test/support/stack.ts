@@ -26,6 +26,8 @@ import { startJobLedger, type JobLedger } from './job-ledger.ts';
 export function testConfig(env: Record<string, string> = {}): Config {
   const tag = randomBytes(3).toString('hex');
   const config = loadConfig({
+    // The KWOK knobs tests set (runFor), as the local stack's environment allows them.
+    POD_ANNOTATIONS_ALLOWED: 'nightwatch.io/kwok-*',
     ...process.env,
     DATABASE_URL: unconnectedDatabaseUrl(),
     TEMPORAL_TASK_QUEUE: `nightwatch-test-${tag}`,
@@ -137,7 +139,7 @@ export interface RunningWorker {
 
 /** A real nightwatch worker (with its Job watch) in this process, on the stack's task queue. */
 export async function startWorker(
-  stack: Pick<Stack, 'config' | 'prisma'> & { kube: Pick<KubeClients, 'batch' | 'kubeconfig'> },
+  stack: Pick<Stack, 'config' | 'prisma'> & { kube: Pick<KubeClients, 'batch' | 'core' | 'kubeconfig'> },
   watchTuning: Parameters<typeof startNightwatchWorker>[2] = {},
 ): Promise<RunningWorker> {
   const connection: NativeConnection = await connectWorker(stack.config);

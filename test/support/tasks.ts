@@ -85,6 +85,7 @@ export function spawnWorker(config: Config, env: Record<string, string> = {}): W
       WORKFLOW_BUNDLE_PATH: config.WORKFLOW_BUNDLE_PATH ?? '',
       KUBECONFIG: config.KUBECONFIG ?? '',
       ALLOWED_NAMESPACES: config.ALLOWED_NAMESPACES.join(','),
+      POD_ANNOTATIONS_ALLOWED: config.POD_ANNOTATIONS_ALLOWED.join(','),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

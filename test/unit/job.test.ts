@@ -12,6 +12,7 @@ import {
 } from '../../src/task/job.ts';
 
 const task = { id: 42n, name: 'nightly-report', namespace: 'demo', attempt: 1 };
+const HARDENED = { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } };
 
 function info(text: string): TaskInfo {
   const parsed = parseTaskInfo(text);
@@ -46,7 +47,19 @@ describe('buildJob', () => {
           spec: {
             restartPolicy: 'Never',
             automountServiceAccountToken: false,
-            containers: [{ name: 'task', image: 'alpine:3.20' }],
+            enableServiceLinks: false,
+            securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
+            containers: [
+              {
+                name: 'task',
+                image: 'alpine:3.20',
+                securityContext: {
+                  allowPrivilegeEscalation: false,
+                  capabilities: { drop: ['ALL'] },
+                  seccompProfile: { type: 'RuntimeDefault' },
+                },
+              },
+            ],
           },
         },
       },
@@ -88,6 +101,7 @@ describe('buildJob', () => {
           { name: 'app.mode', value: 'batch' },
         ],
         resources: { requests: { cpu: '250m', memory: '64Mi' }, limits: { memory: '128Mi' } },
+        securityContext: HARDENED,
       },
     ]);
   });
@@ -105,17 +119,17 @@ describe('buildJob', () => {
   it('keeps empty lists and variables as given, and leaves out resources with nothing in them', () => {
     const container = buildJob(task, info('{"image": "alpine", "args": [], "env": {}, "resources": {"limits": {}}}')).spec
       ?.template.spec?.containers[0];
-    expect(container).toStrictEqual({ name: 'task', image: 'alpine', args: [], env: [] });
+    expect(container).toStrictEqual({ name: 'task', image: 'alpine', args: [], env: [], securityContext: HARDENED });
   });
 
   it('adds extra pod annotations (for KWOK and the operator) only to the pod template', () => {
     const annotations = { 'pod-complete.stage.kwok.x-k8s.io/delay': '1s' };
-    const job = buildJob(task, info('{"image": "alpine"}'), annotations);
+    const job = buildJob(task, info('{"image": "alpine"}'), { annotations });
     expect(job.spec?.template.metadata?.annotations).toStrictEqual(annotations);
     expect(job.metadata?.annotations).toBeUndefined();
     annotations['pod-complete.stage.kwok.x-k8s.io/delay'] = 'changed';
     expect(job.spec?.template.metadata?.annotations).toStrictEqual({ 'pod-complete.stage.kwok.x-k8s.io/delay': '1s' });
-    expect(buildJob(task, info('{"image": "alpine"}'), {}).spec?.template.metadata).toStrictEqual({
+    expect(buildJob(task, info('{"image": "alpine"}'), { annotations: {} }).spec?.template.metadata).toStrictEqual({
       labels: job.metadata?.labels,
     });
   });
@@ -170,8 +184,48 @@ describe('jobAttempt', () => {
 
 describe('buildJob pod annotations', () => {
   it("puts info.annotations on the pod, with the operator's extra annotations winning", () => {
-    const job = buildJob(task, info('{"image": "alpine", "annotations": {"example.com/owner": "a", "note": "user"}}'), { note: 'operator' });
+    const job = buildJob(task, info('{"image": "alpine", "annotations": {"example.com/owner": "a", "note": "user"}}'), { annotations: { note: 'operator' } });
     expect(job.spec?.template.metadata?.annotations).toEqual({ 'example.com/owner': 'a', note: 'operator' });
     expect(job.metadata?.annotations).toBeUndefined();
+  });
+});
+
+describe('buildJob hardening', () => {
+  it('hardens every pod whatever the task asks: no escalation, no capabilities, RuntimeDefault seccomp, no service links or token', () => {
+    const spec = buildJob(task, info('{"image": "alpine", "env": {"A": "b"}}')).spec?.template.spec;
+    expect(spec?.automountServiceAccountToken).toBe(false);
+    expect(spec?.enableServiceLinks).toBe(false);
+    expect(spec?.securityContext).toStrictEqual({ seccompProfile: { type: 'RuntimeDefault' } });
+    expect(spec?.containers[0]?.securityContext).toStrictEqual(HARDENED);
+    expect(spec?.hostNetwork ?? spec?.hostPID ?? spec?.hostIPC ?? spec?.volumes).toBeUndefined();
+  });
+
+  it('leaves the image user alone by default (root passes baseline, not restricted)', () => {
+    const spec = buildJob(task, info('{"image": "alpine"}')).spec?.template.spec;
+    expect(spec?.securityContext?.runAsNonRoot).toBeUndefined();
+    expect(spec?.securityContext?.runAsUser).toBeUndefined();
+  });
+
+  it('runs as the given non-root uid and gid with runAsNonRoot when the operator asks (restricted)', () => {
+    const spec = buildJob(task, info('{"image": "alpine"}'), { runAsUser: 65532 }).spec?.template.spec;
+    expect(spec?.securityContext).toStrictEqual({
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      runAsGroup: 65532,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(spec?.containers[0]?.securityContext).toStrictEqual(HARDENED);
+  });
+
+  it("sets the operator's imagePullPolicy, and none by default", () => {
+    expect(buildJob(task, info('{"image": "alpine"}')).spec?.template.spec?.containers[0]?.imagePullPolicy).toBeUndefined();
+    expect(buildJob(task, info('{"image": "alpine"}'), { imagePullPolicy: 'Always' }).spec?.template.spec?.containers[0]?.imagePullPolicy).toBe(
+      'Always',
+    );
+  });
+
+  it('does not share the seccomp profile object between pod and container', () => {
+    const spec = buildJob(task, info('{"image": "alpine"}')).spec?.template.spec;
+    expect(spec?.securityContext?.seccompProfile).not.toBe(spec?.containers[0]?.securityContext?.seccompProfile);
   });
 });
