@@ -9,7 +9,16 @@ import type { TaskRef } from './database.ts';
 /** Starts in flight at once: the server answers each in milliseconds; more only queue there. */
 const START_CONCURRENCY = 20;
 
-export function createTemporalActivities(client: Client) {
+export interface StartPolicy {
+  /**
+   * Of a page of rows, those that may start now (the per-user cap, activities/admission.ts); the
+   * others wait Normal. Applied here rather than by the dispatcher workflow so the rows cross its
+   * history once: a page of 1,000 refs is ~100 KB, and each extra activity round trip doubles it.
+   */
+  startable?: (tasks: TaskRef[]) => Promise<TaskRef[]>;
+}
+
+export function createTemporalActivities(client: Client, policy: StartPolicy = {}) {
   return {
     /**
      * Start task-<id> for each row, on this worker's task queue. A run already open for a task is
@@ -17,13 +26,14 @@ export function createTemporalActivities(client: Client) {
      * Eager start hands the new workflow's first task straight to a worker in this process when
      * one has room, skipping a round through the task queue.
      */
-    async startTaskWorkflows(input: { tasks: TaskRef[]; idPrefix: string }): Promise<{ started: number; alreadyRunning: number }> {
+    async startTaskWorkflows(input: { tasks: TaskRef[]; idPrefix: string }): Promise<{ started: number; alreadyRunning: number; held?: number }> {
       const { taskQueue } = Context.current().info;
+      const tasks = policy.startable ? await policy.startable(input.tasks) : input.tasks;
       let started = 0;
       let alreadyRunning = 0;
-      for (let i = 0; i < input.tasks.length; i += START_CONCURRENCY) {
+      for (let i = 0; i < tasks.length; i += START_CONCURRENCY) {
         await Promise.all(
-          input.tasks.slice(i, i + START_CONCURRENCY).map(async (task) => {
+          tasks.slice(i, i + START_CONCURRENCY).map(async (task) => {
             try {
               await client.workflow.start('taskWorkflow', {
                 ...taskWorkflowStart(task, input.idPrefix),
@@ -39,7 +49,7 @@ export function createTemporalActivities(client: Client) {
           }),
         );
       }
-      return { started, alreadyRunning };
+      return { started, alreadyRunning, held: input.tasks.length - tasks.length };
     },
 
     /** The ids among `taskIds` whose task workflow is not running (never started, finished, or terminated). */

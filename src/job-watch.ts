@@ -9,12 +9,22 @@
 // has already seen). The informer's cache also answers the workflows' fallback reads, so following
 // a Job costs no request to the API server however long it runs.
 import { createHash } from 'node:crypto';
-import { makeInformer, type Informer, type KubeConfig, type ObjectCache, type V1Job } from '@kubernetes/client-node';
+import {
+  ListWatch,
+  Watch,
+  type CoreV1Event,
+  type Informer,
+  type KubeConfig,
+  type KubernetesObject,
+  type ObjectCache,
+  type V1Job,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { isGrpcServiceError, type Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { JobLookup } from '../activities/kubernetes.ts';
 import { jobAttempt, MANAGED_BY, MANAGED_BY_LABEL, TASK_ID_LABEL } from './task/job.ts';
-import { observeJobObject, type JobObservation } from './task/job-status.ts';
+import { observeJobObject, type JobObservation, type JobSurroundings } from './task/job-status.ts';
 import type { KubeClients } from './kubernetes.ts';
 import { taskWorkflowId } from '../workflows/ids.ts';
 import { JOB_CHANGED_SIGNAL } from '../workflows/signals.ts';
@@ -35,6 +45,7 @@ const GRPC_NOT_FOUND = 5;
 export interface JobWatchOptions {
   kubeconfig: KubeConfig;
   batch: KubeClients['batch'];
+  core: KubeClients['core'];
   client: Client;
   /** ALLOWED_NAMESPACES: one informer each, or one for the cluster when it contains `*`. */
   namespaces: readonly string[];
@@ -57,22 +68,33 @@ export interface JobWatchStats {
 }
 
 export interface JobWatch extends JobLookup {
-  /** Resolves once every informer has listed its Jobs (or failed to; it then keeps retrying). */
+  /** Resolves once every informer has listed its objects (or failed to; it then keeps retrying). */
   ready: Promise<void>;
   stats: JobWatchStats;
   /** Whether every informer is connected and current. */
   healthy(): boolean;
   stop(): Promise<void>;
-  /** Stop one informer as if it had died, without telling the watchdog (for tests of its recovery). */
+  /** Stop every informer as if it had died, without telling the watchdog (for tests of its recovery). */
   simulateSilentStall(): Promise<void>;
 }
 
 const SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+/** The Job controller's events for a pod it could not create (admission, quota, policy). */
+const CREATE_FAILURES = 'involvedObject.kind=Job,reason=FailedCreate';
+
+/**
+ * What each replica watches, per allowed namespace (or cluster-wide): nightwatch's Jobs (status),
+ * their pods (whether one really runs, and why not: image pulls, scheduling) and the Job
+ * controller's FailedCreate events (pods refused by admission or quota). Pods and events only
+ * add reasons; a Job's outcome comes from the Job.
+ */
+type Kind = 'jobs' | 'pods' | 'events';
 
 interface Watched {
+  kind: Kind;
   namespace: string | null;
   /** Replaced on every restart; a stopped informer's late events and errors are ignored by generation. */
-  informer: Informer<V1Job> & ObjectCache<V1Job>;
+  informer: Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
   generation: number;
   /** Listed and watching since the last (re)start, with no error since. */
   live: boolean;
@@ -87,27 +109,103 @@ export function startJobWatch(options: JobWatchOptions): JobWatch {
   const clusterWide = options.namespaces.includes('*');
   let stopped = false;
   const signals = createSignalPump(options, stats, log);
+  /** Per Job uid: its pods by pod uid, and the newest FailedCreate event. */
+  const podsOf = new Map<string, Map<string, V1Pod>>();
+  const createFailureOf = new Map<string, { eventUid: string; namespace: string; at: number; message: string }>();
 
-  function makeFor(w: Pick<Watched, 'namespace'> & Partial<Watched>, generation: number) {
-    const namespace = w.namespace;
-    const informer = makeInformer<V1Job>(
-      options.kubeconfig,
-      namespace === null ? '/apis/batch/v1/jobs' : `/apis/batch/v1/namespaces/${namespace}/jobs`,
-      // The list function must apply the selector itself; the watch gets it from makeInformer.
-      () =>
-        namespace === null
-          ? options.batch.listJobForAllNamespaces({ labelSelector: SELECTOR })
-          : options.batch.listNamespacedJob({ namespace, labelSelector: SELECTOR }),
-      SELECTOR,
-    );
+  function listWatch(kind: Kind, namespace: string | null) {
+    const ns = namespace ?? undefined;
+    const { batch, core } = options;
+    const spec = {
+      jobs: {
+        path: ns ? `/apis/batch/v1/namespaces/${ns}/jobs` : '/apis/batch/v1/jobs',
+        // The list function must apply the selectors itself; the watch gets them from ListWatch.
+        list: () => (ns ? batch.listNamespacedJob({ namespace: ns, labelSelector: SELECTOR }) : batch.listJobForAllNamespaces({ labelSelector: SELECTOR })),
+        label: SELECTOR,
+        field: undefined,
+      },
+      pods: {
+        path: ns ? `/api/v1/namespaces/${ns}/pods` : '/api/v1/pods',
+        list: () => (ns ? core.listNamespacedPod({ namespace: ns, labelSelector: SELECTOR }) : core.listPodForAllNamespaces({ labelSelector: SELECTOR })),
+        label: SELECTOR,
+        field: undefined,
+      },
+      events: {
+        path: ns ? `/api/v1/namespaces/${ns}/events` : '/api/v1/events',
+        list: () =>
+          ns ? core.listNamespacedEvent({ namespace: ns, fieldSelector: CREATE_FAILURES }) : core.listEventForAllNamespaces({ fieldSelector: CREATE_FAILURES }),
+        label: undefined,
+        field: CREATE_FAILURES,
+      },
+    }[kind];
+    return new ListWatch<KubernetesObject>(spec.path, new Watch(options.kubeconfig), spec.list as never, false, spec.label, spec.field);
+  }
+
+  function jobByUid(namespace: string | undefined, name: string | undefined, uid: string | undefined): V1Job | undefined {
+    if (!namespace || !name || !uid) return undefined;
+    const job = covering('jobs', namespace)?.informer.get(name, namespace) as V1Job | undefined;
+    return job?.metadata?.uid === uid ? job : undefined;
+  }
+
+  function surroundingsOf(job: V1Job): JobSurroundings {
+    const uid = job.metadata?.uid ?? '';
+    const failure = createFailureOf.get(uid);
+    return { pods: [...(podsOf.get(uid)?.values() ?? [])], ...(failure && { createFailure: failure.message }) };
+  }
+
+  function onJob(job: V1Job, deleted: boolean): void {
+    const uid = job.metadata?.uid;
+    if (deleted && uid) {
+      podsOf.delete(uid);
+      createFailureOf.delete(uid);
+    }
+    signals.offer(job, deleted, deleted ? {} : surroundingsOf(job));
+  }
+
+  function onPod(pod: V1Pod, deleted: boolean): void {
+    const owner = pod.metadata?.ownerReferences?.find((o) => o.kind === 'Job' && o.controller);
+    const podUid = pod.metadata?.uid;
+    if (!owner || !podUid) return;
+    let pods = podsOf.get(owner.uid);
+    if (deleted) pods?.delete(podUid);
+    else {
+      if (!pods) podsOf.set(owner.uid, (pods = new Map()));
+      pods.set(podUid, pod);
+    }
+    if (pods?.size === 0) podsOf.delete(owner.uid);
+    const job = jobByUid(pod.metadata?.namespace, owner.name, owner.uid);
+    if (job) signals.offer(job, false, surroundingsOf(job));
+  }
+
+  function onEvent(event: CoreV1Event, deleted: boolean): void {
+    const about = event.involvedObject;
+    const eventUid = event.metadata?.uid;
+    if (!about?.uid || !eventUid) return;
+    const known = createFailureOf.get(about.uid);
+    if (deleted) {
+      if (known?.eventUid === eventUid) createFailureOf.delete(about.uid);
+      return;
+    }
+    const at = new Date(event.lastTimestamp ?? event.eventTime ?? event.metadata?.creationTimestamp ?? 0).getTime();
+    if (known && known.at > at) return;
+    const namespace = about.namespace ?? event.metadata?.namespace ?? '';
+    createFailureOf.set(about.uid, { eventUid, namespace, at, message: event.message ?? 'the Job controller could not create a pod' });
+    const job = jobByUid(namespace, about.name, about.uid);
+    if (job) signals.offer(job, false, surroundingsOf(job));
+  }
+
+  const handlers: Record<Kind, (o: never, deleted: boolean) => void> = { jobs: onJob, pods: onPod, events: onEvent };
+
+  function makeFor(w: Pick<Watched, 'kind' | 'namespace'> & Partial<Watched>, generation: number) {
+    const informer = listWatch(w.kind, w.namespace);
     const current = () => !stopped && w.generation === generation;
     const alive = () => {
       if (current()) w.lastSignOfLife = Date.now();
     };
-    const changed = (deleted: boolean) => (job: V1Job) => {
+    const changed = (deleted: boolean) => (object: KubernetesObject) => {
       if (!current()) return;
       alive();
-      signals.offer(job, deleted);
+      handlers[w.kind](object as never, deleted);
     };
     informer.on('add', changed(false));
     informer.on('update', changed(false));
@@ -128,11 +226,14 @@ export function startJobWatch(options: JobWatchOptions): JobWatch {
     return informer;
   }
 
-  const watched: Watched[] = (clusterWide ? [null] : [...new Set(options.namespaces)]).map((namespace) => {
-    const w = { namespace, generation: 0, live: false, lastSignOfLife: Date.now(), restartDelay: RESTART_INITIAL_MS } as Watched;
-    w.informer = makeFor(w, 0);
-    return w;
-  });
+  const scopes = clusterWide ? [null] : [...new Set(options.namespaces)];
+  const watched: Watched[] = (['jobs', 'pods', 'events'] as const).flatMap((kind) =>
+    scopes.map((namespace) => {
+      const w = { kind, namespace, generation: 0, live: false, lastSignOfLife: Date.now(), restartDelay: RESTART_INITIAL_MS } as Watched;
+      w.informer = makeFor(w, 0);
+      return w;
+    }),
+  );
 
   async function begin(w: Watched): Promise<void> {
     const { generation, informer } = w;
@@ -149,6 +250,14 @@ export function startJobWatch(options: JobWatchOptions): JobWatch {
   /** A fresh informer (a full relist); the old one is stopped and whatever it still says is ignored. */
   async function restart(w: Watched): Promise<void> {
     stats.restarts++;
+    // The fresh informer lists what exists now; forget what the old one said about its scope, or a
+    // pod or event deleted while it was down would linger.
+    const inScope = (namespace: string | undefined) => w.namespace === null || namespace === w.namespace;
+    if (w.kind === 'pods') {
+      for (const [uid, pods] of podsOf) if ([...pods.values()].some((p) => inScope(p.metadata?.namespace))) podsOf.delete(uid);
+    } else if (w.kind === 'events') {
+      for (const [uid, failure] of createFailureOf) if (inScope(failure.namespace)) createFailureOf.delete(uid);
+    }
     const old = w.informer;
     w.generation++;
     w.live = false;
@@ -157,10 +266,15 @@ export function startJobWatch(options: JobWatchOptions): JobWatch {
     await begin(w);
   }
 
-  const ready = Promise.all(watched.map(begin)).then(() => undefined);
+  // Pods and events first, so the Jobs' first signals already carry what their pods say.
+  const ready = Promise.all(watched.filter((w) => w.kind !== 'jobs').map(begin))
+    .then(() => Promise.all(watched.filter((w) => w.kind === 'jobs').map(begin)))
+    .then(() => undefined);
   const stallAfterMs = options.stallAfterMs ?? STALL_AFTER_MS;
   const watchdog = setInterval(() => {
     for (const w of watched) {
+      // Events about failed pod creations are rare: a quiet events watch is not a stalled one
+      // (the client library reconnects it every 30 s anyway, which counts as a sign of life).
       if (!w.restartTimer && Date.now() - w.lastSignOfLife > stallAfterMs) {
         log(`watch of ${where(w)} showed no sign of life for ${stallAfterMs / 1000} s; restarting it`);
         void restart(w);
@@ -169,15 +283,20 @@ export function startJobWatch(options: JobWatchOptions): JobWatch {
   }, options.watchdogEveryMs ?? WATCHDOG_EVERY_MS);
   watchdog.unref();
 
-  const coveringInformer = (namespace: string) => watched.find((w) => w.namespace === null || w.namespace === namespace);
+  const covering = (kind: Kind, namespace: string) => watched.find((w) => w.kind === kind && (w.namespace === null || w.namespace === namespace));
+  const liveFor = (kind: Kind, namespace: string) => covering(kind, namespace)?.live === true;
 
   return {
     ready,
     stats,
     healthy: () => watched.every((w) => w.live),
     cached(namespace, name) {
-      const w = coveringInformer(namespace);
-      return w?.live ? w.informer.get(name, namespace) : undefined;
+      const w = covering('jobs', namespace);
+      return w?.live ? (w.informer.get(name, namespace) as V1Job | undefined) : undefined;
+    },
+    surroundings(job) {
+      const namespace = job.metadata?.namespace ?? '';
+      return liveFor('pods', namespace) && liveFor('events', namespace) ? surroundingsOf(job) : undefined;
     },
     async stop() {
       stopped = true;
@@ -200,7 +319,8 @@ export function startJobWatch(options: JobWatchOptions): JobWatch {
 }
 
 function where(w: Watched): string {
-  return w.namespace === null ? 'Jobs in all namespaces' : `Jobs in namespace '${w.namespace}'`;
+  const what = { jobs: 'Jobs', pods: 'pods', events: 'FailedCreate events' }[w.kind];
+  return w.namespace === null ? `${what} in all namespaces` : `${what} in namespace '${w.namespace}'`;
 }
 
 function describe(err: unknown): string {
@@ -220,13 +340,14 @@ function createSignalPump(options: JobWatchOptions, stats: JobWatchStats, log: (
   let inFlight = 0;
   let idle: (() => void) | null = null;
 
-  function offer(job: V1Job, deleted: boolean): void {
+  function offer(job: V1Job, deleted: boolean, around: JobSurroundings): void {
     const taskId = job.metadata?.labels?.[TASK_ID_LABEL];
     const uid = job.metadata?.uid;
     if (!taskId || !uid || !/^\d+$/.test(taskId)) return;
-    const observation: JobObservation = deleted ? { exists: false, attempt: jobAttempt(job) } : observeJobObject(job, taskId);
-    // A Job just created is Pending, which the workflow wrote itself: nothing to tell it.
-    if (observation.exists && observation.owned && observation.status === 'Pending' && !observation.reason) return;
+    const observation: JobObservation = deleted ? { exists: false, attempt: jobAttempt(job) } : observeJobObject(job, taskId, around);
+    // A Job just created is Pending, which the workflow wrote itself: nothing to tell it, unless
+    // it was told a reason for waiting before (the reason has gone, e.g. the image now pulls).
+    if (observation.exists && observation.owned && observation.status === 'Pending' && !observation.reason && !lastSent.has(uid)) return;
     const key = JSON.stringify(observation);
     if (lastSent.get(uid) === key) return;
     if (deleted) lastSent.delete(uid);

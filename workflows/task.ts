@@ -30,6 +30,18 @@ import { jobChangedSignal } from './signals.ts';
  */
 const JOB_WATCH_PATCH = 'job-watch';
 /**
+ * Runs from before pod-level status: they ignore a waiting reason and a refused pod creation
+ * (test/histories/v2-job-watch). Every new run writes why its task waits, fails at once when the
+ * cluster refuses its pods by policy, and names the last waiting reason when it never started.
+ */
+const POD_STATUS_PATCH = 'pod-status';
+/**
+ * Runs from before the per-user cap created their Job without asking for a slot. New runs are
+ * admitted first (activities/admission.ts): at the cap the row stays Normal with the reason and
+ * the run ends; the dispatcher starts it again once the user has room.
+ */
+const USER_CAP_PATCH = 'per-user-cap';
+/**
  * With no signal from the Job watch for this long, the workflow looks at the Job itself (from the
  * watch's cache, so no request to the API server): a lost signal costs a minute, not the task.
  * The wait doubles while nothing changes, so thousands of long tasks stay cheap for the server.
@@ -70,8 +82,11 @@ export const cancelSignal = defineSignal<[CancelRequest?]>('cancel');
 
 export interface TaskWorkflowInput {
   taskId: string;
-  /** Set when the workflow continues as new while following a Job; `pollMs` is the current quiet wait. */
-  observing?: { task: TaskRef; pollMs: number };
+  /**
+   * Set when the workflow continues as new while following a Job; `pollMs` is the current quiet
+   * wait, `waiting` the last reason the task was shown for not running yet.
+   */
+  observing?: { task: TaskRef; pollMs: number; waiting?: string | null };
   /** History length at which an observing workflow continues as new (default HISTORY_EVENTS_BEFORE_CONTINUE). */
   continueAfterEvents?: number;
   /** First quiet wait before the workflow reads the Job itself (default FALLBACK_INITIAL_MS). */
@@ -106,6 +121,10 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
     if (signalled === null || progress(seen) >= progress(signalled)) signalled = seen;
   });
   const watched = patched(JOB_WATCH_PATCH);
+  const podStatus = watched && patched(POD_STATUS_PATCH);
+  /** The waiting reason the row shows (written by this run or carried over), and the last one that was not empty. */
+  let waitingShown: string | null = input.observing?.waiting ?? null;
+  let lastWaiting: string | null = waitingShown;
 
   let task: TaskRef;
   let created = false;
@@ -122,15 +141,26 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
       if (cancelReason !== null) return finish(task, TaskStatus.Cancelled, cancelReason);
       if (!loaded.valid) return finish(task, TaskStatus.Failed, loaded.reason);
       const info = loaded.info;
+      let admitted = false;
+      if (patched(USER_CAP_PATCH)) {
+        const admission = await db.admitTask({ taskId: task.id, attempt: task.attempt, userId: task.userId });
+        if (admission.outcome === 'held') return { status: TaskStatus.Normal, reason: admission.reason };
+        if (admission.outcome === 'moved') return stopFor(task, admission.current);
+        admitted = admission.outcome === 'admitted';
+        if (admitted) task = { ...task, status: TaskStatus.Pending };
+      }
       for (;;) {
         const outcome = await persist(task, 'creating the Job', () => kube.createJob({ task, info }));
         if (!outcome.ok) return finish(task, TaskStatus.Failed, outcome.reason);
         if (outcome.value !== 'replacing') break;
         await sleep(REPLACE_WAIT_MS);
       }
-      const moved = await writeStatus(task, TaskStatus.Pending, null);
-      if (moved) return moved;
-      task = { ...task, status: TaskStatus.Pending };
+      // An admitted row is Pending already.
+      if (!admitted) {
+        const moved = await writeStatus(task, TaskStatus.Pending, null);
+        if (moved) return moved;
+        task = { ...task, status: TaskStatus.Pending };
+      }
       created = true;
     }
   }
@@ -213,7 +243,8 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
     const info = workflowInfo();
     const limit = input.continueAfterEvents ?? HISTORY_EVENTS_BEFORE_CONTINUE;
     if (cancelReason === null && (info.continueAsNewSuggested || info.historyLength > limit)) {
-      await continueAsNew<typeof taskWorkflow>({ ...input, taskId: task.id, observing: { task, pollMs } });
+      const observing = { task, pollMs, ...(waitingShown !== null && { waiting: waitingShown }) };
+      await continueAsNew<typeof taskWorkflow>({ ...input, taskId: task.id, observing });
     }
   }
 
@@ -226,12 +257,45 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
     const problem = observationProblem(task, seen);
     if (problem) return { done: await finish(task, TaskStatus.Failed, problem) };
     const job = seen as Extract<JobObservation, { owned: true }>;
+    if (podStatus) {
+      const step = await applyPodStatus(task, job);
+      if (step) return step;
+    }
     if (job.status === task.status || !statusesBefore(job.status).includes(task.status as TaskStatus)) return { task, moved: false };
-    const moved = await writeStatus(task, job.status, job.reason ?? null);
+    let reason = job.reason ?? null;
+    if (podStatus && job.status === TaskStatus.Failed && task.status === TaskStatus.Pending && lastWaiting !== null) {
+      // It ended without ever running: why it never ran is the news (the Job's own deadline
+      // message would say the task "ran longer" than its timeout).
+      const why = lastWaiting.replace(/^waiting: /, '');
+      reason = reason?.startsWith('DeadlineExceeded')
+        ? `the task never started before its deadline (info.timeoutSeconds): ${why}`
+        : `${reason ?? 'the Job failed'}; the task never started: ${why}`;
+    }
+    const moved = await writeStatus(task, job.status, reason);
     if (moved) return { done: moved };
     const next = { ...task, status: job.status };
     if (isFinal(next.status)) return { done: { status: next.status, reason: job.reason ?? null } };
     return { task: next, moved: true };
+  }
+
+  /**
+   * What a Job that is not running yet means beyond its status: a pod creation refused by policy
+   * ends the task at once (its Job is deleted, so a later change of policy cannot start it behind
+   * the row's back); a reason for waiting is shown on the row while it is Pending.
+   */
+  async function applyPodStatus(task: TaskRef, job: Extract<JobObservation, { owned: true }>): Promise<{ done: TaskWorkflowResult } | null> {
+    if (job.refused && !isFinal(task.status)) {
+      const deleted = await persist(task, 'deleting the refused Job', () => kube.deleteJob(jobRef(task)));
+      if (!deleted.ok) log.warn('could not delete a refused Job', { taskId: task.id, reason: deleted.reason });
+      return { done: await finish(task, TaskStatus.Failed, job.reason ?? 'the cluster refused to create the task\'s pod') };
+    }
+    const reason = job.status === TaskStatus.Pending ? (job.reason ?? null) : null;
+    if (task.status === TaskStatus.Pending && job.status === TaskStatus.Pending && reason !== waitingShown) {
+      await db.recordReason({ taskId: task.id, attempt: task.attempt, reason });
+      waitingShown = reason;
+    }
+    if (reason !== null) lastWaiting = reason;
+    return null;
   }
 
   /** How runs that predate the Job watch follow their Job (see JOB_WATCH_PATCH); kept so they replay. */

@@ -234,7 +234,11 @@ async function nightwatch() {
   const prismaClient = createPrisma(config.DATABASE_URL, config.DATABASE_POOL_SIZE);
   const countedTask = counting(prismaClient.task, (m) => /^(create|update|upsert|delete)/.test(m), dbWrites);
   const prisma = new Proxy(prismaClient, { get: (t, p, r) => (p === 'task' ? countedTask : Reflect.get(t, p, r)) });
-  const workerKube: Pick<KubeClients, 'batch' | 'kubeconfig'> = { batch: counting(kube.batch, () => true, kubeRequests), kubeconfig: kube.kubeconfig };
+  const workerKube: Pick<KubeClients, 'batch' | 'core' | 'kubeconfig'> = {
+    batch: counting(kube.batch, () => true, kubeRequests),
+    core: counting(kube.core, () => true, kubeRequests),
+    kubeconfig: kube.kubeconfig,
+  };
   const client = await connectTemporalClient(config);
   const workers: { connection: Awaited<ReturnType<typeof connectWorker>>; running: NightwatchWorker }[] = [];
   const processes: ChildProcess[] = [];

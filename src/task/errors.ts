@@ -84,9 +84,20 @@ const HTTP_REASONS: Record<number, string> = {
   504: 'Gateway Timeout',
 };
 
+/**
+ * An admission webhook's or a ValidatingAdmissionPolicy's denial: 403 by default, 422 or 400 when
+ * the policy says Invalid. Unlike a missing RBAC grant ("cannot create resource"), it is about this
+ * task, and retrying cannot change it.
+ */
+const ADMISSION_DENIAL = /denied the request|denied request|ValidatingAdmissionPolicy|admission webhook/i;
+
 function classifyStatus(s: KubernetesStatus): ClassifiedKubernetesError {
   const said = describeStatus(s);
   const name = s.details?.name;
+  const message = s.message ?? '';
+  if ([400, 403, 422].includes(s.code) && ADMISSION_DENIAL.test(message) && !/cannot \w+ resource/i.test(message)) {
+    return { kind: 'task', reason: `the cluster's admission policy refused the Job (${said}); change the task to meet the policy, or ask the operator` };
+  }
   switch (s.code) {
     case 400:
     case 422:

@@ -34,18 +34,19 @@ const tasks: Task[] = [];
 const calls = new Map<string, number>();
 
 /** The stack's Job API client, counting each call by method name (each is one request). */
-function countedKube(): Pick<KubeClients, 'batch' | 'kubeconfig'> {
-  const batch = new Proxy(stack.kube.batch, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        calls.set(String(prop), (calls.get(String(prop)) ?? 0) + 1);
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  });
-  return { batch, kubeconfig: stack.kube.kubeconfig };
+function countedKube(): Pick<KubeClients, 'batch' | 'core' | 'kubeconfig'> {
+  const counted = <T extends object>(api: T): T =>
+    new Proxy(api, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          calls.set(String(prop), (calls.get(String(prop)) ?? 0) + 1);
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+  return { batch: counted(stack.kube.batch), core: counted(stack.kube.core), kubeconfig: stack.kube.kubeconfig };
 }
 
 beforeAll(async () => {
@@ -88,6 +89,9 @@ describe('the Job watch', () => {
     }
     expect(calls.get('createNamespacedJob')).toBe(5);
     expect(calls.get('readNamespacedJob') ?? 0).toBe(0);
+    // Pods and pod-creation failures come from the watch too: only its own lists (one per namespace), no reads per task.
+    expect(calls.get('listNamespacedPod') ?? 0).toBeLessThanOrEqual(stack.namespaces.length);
+    expect(calls.get('listNamespacedEvent') ?? 0).toBeLessThanOrEqual(stack.namespaces.length);
     expect(worker.watch.stats.signalErrors).toBe(0);
   });
 

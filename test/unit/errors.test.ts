@@ -157,6 +157,18 @@ describe('classifyKubernetesError: transient, retried with the reason shown', ()
     });
   });
 
+  it.each([
+    [403, 'Forbidden', 'an admission webhook', 'admission webhook "jobs.policy.example.com" denied the request: images from docker.io are not allowed'],
+    [403, 'Forbidden', 'a ValidatingAdmissionPolicy', 'jobs.batch "report" is forbidden: ValidatingAdmissionPolicy \'no-latest\' with binding \'no-latest\' denied request: use a pinned tag'],
+    [422, 'Invalid', 'a ValidatingAdmissionPolicy (Invalid)', 'jobs.batch "report" is invalid: : ValidatingAdmissionPolicy \'review\' with binding \'review\' denied request: needs review'],
+  ])('%i from %s: the task is refused at once, with the policy\'s message', (code, reason, _, message) => {
+    const denied = status(code, reason, message);
+    expect(classifyKubernetesError(apiException(code, denied))).toStrictEqual({
+      kind: 'task',
+      reason: `the cluster's admission policy refused the Job (${code} ${reason}: ${message}); change the task to meet the policy, or ask the operator`,
+    });
+  });
+
   it('429: throttled', () => {
     expect(classifyKubernetesError(apiException(429, status(429, 'TooManyRequests', 'Too many requests, please try again later.')))).toStrictEqual({
       kind: 'transient',

@@ -1,4 +1,4 @@
-import type { V1Job, V1JobCondition, V1JobStatus } from '@kubernetes/client-node';
+import type { V1Job, V1JobCondition, V1JobStatus, V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { jobStatusToTaskStatus } from '../../src/task/job-status.ts';
 
@@ -165,5 +165,80 @@ describe('jobStatusToTaskStatus', () => {
     ['Failed while active', 'Failed', { active: 3, conditions: [condition('Failed')] }],
   ])('maps %s to %s', (_, expected, status) => {
     expect(jobStatusToTaskStatus(job(status)).status).toBe(expected);
+  });
+});
+
+describe('jobStatusToTaskStatus with what the cluster says around the Job', () => {
+  const pod = (status: NonNullable<V1Pod['status']>, extra: Partial<NonNullable<V1Pod['metadata']>> = {}): V1Pod => ({
+    metadata: { name: 'report-x1', namespace: 'demo', ...extra },
+    status,
+  });
+  const waitingFor = (reason: string, message?: string) =>
+    pod({ phase: 'Pending', containerStatuses: [{ name: 'task', image: 'x', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason, ...(message && { message }) } } }] });
+  const running = pod({ phase: 'Running', containerStatuses: [{ name: 'task', image: 'x', imageID: '', ready: true, restartCount: 0, state: { running: { startedAt: when } } }] });
+
+  it('is Pending, not Running, while the active pod is not ready', () => {
+    expect(jobStatusToTaskStatus(job({ active: 1, ready: 0 }))).toStrictEqual({ status: 'Pending' });
+    expect(jobStatusToTaskStatus(job({ active: 1, ready: 0 }), { pods: [waitingFor('ContainerCreating')] })).toStrictEqual({ status: 'Pending' });
+  });
+
+  it('is Running once a pod is ready, or seen running before the Job counts it', () => {
+    expect(jobStatusToTaskStatus(job({ active: 1, ready: 1 }), { pods: [] })).toStrictEqual({ status: 'Running' });
+    expect(jobStatusToTaskStatus(job({ active: 1, ready: 0 }), { pods: [running] })).toStrictEqual({ status: 'Running' });
+  });
+
+  it.each(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName'])('says the image cannot be pulled (%s), with the kubelet’s message', (reason) => {
+    const seen = jobStatusToTaskStatus(job({ active: 1, ready: 0 }), { pods: [waitingFor(reason, 'Back-off pulling image "registry.invalid/app:1".')] });
+    expect(seen.status).toBe('Pending');
+    expect(seen.reason).toBe(
+      `waiting: the image cannot be pulled (${reason}: Back-off pulling image "registry.invalid/app:1"); check info.image and that the registry is reachable and allows the pull`,
+    );
+    expect(seen.refused).toBeUndefined();
+  });
+
+  it('says no node can run the pod, with the scheduler’s message', () => {
+    const unschedulable = pod({
+      phase: 'Pending',
+      conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available: 3 Insufficient cpu.' }],
+    });
+    expect(jobStatusToTaskStatus(job({ active: 1, ready: 0 }), { pods: [unschedulable] })).toStrictEqual({
+      status: 'Pending',
+      reason: 'waiting: no node can run the pod (Unschedulable: 0/3 nodes are available: 3 Insufficient cpu); lower info.resources or ask the operator for capacity',
+    });
+  });
+
+  it('ignores pods that are finished or being deleted', () => {
+    const gone = { ...waitingFor('ImagePullBackOff'), metadata: { name: 'old', deletionTimestamp: when } };
+    const failed = pod({ phase: 'Failed', containerStatuses: waitingFor('ErrImagePull').status!.containerStatuses! });
+    expect(jobStatusToTaskStatus(job({ active: 0, ready: 0 }), { pods: [gone, failed] })).toStrictEqual({ status: 'Pending' });
+  });
+
+  it('fails at once when admission refuses the pod by policy (Pod Security, a webhook, a LimitRange)', () => {
+    for (const message of [
+      'Error creating: pods "report-x1" is forbidden: violates PodSecurity "restricted:latest": runAsNonRoot != true',
+      'Error creating: admission webhook "pods.policy.example.com" denied the request: no hostPath',
+      'Error creating: pods "report-x1" is forbidden: maximum cpu usage per Container is 2, but limit is 4',
+    ]) {
+      const seen = jobStatusToTaskStatus(job({ active: 0, ready: 0 }), { pods: [], createFailure: message });
+      expect(seen).toStrictEqual({ status: 'Pending', refused: true, reason: `the cluster refused to create the task's pod: ${message.replace('Error creating: ', '')}` });
+    }
+  });
+
+  it('waits, saying so, while the namespace’s quota is used up', () => {
+    const message = 'Error creating: pods "report-x1" is forbidden: exceeded quota: pods, requested: pods=1, used: pods=2, limited: pods=2';
+    const seen = jobStatusToTaskStatus(job({ active: 0 }), { pods: [], createFailure: message });
+    expect(seen.refused).toBeUndefined();
+    expect(seen.reason).toMatch(/^waiting: the namespace's ResourceQuota is used up \(pods "report-x1" is forbidden: exceeded quota/);
+  });
+
+  it('waits when a webhook cannot be reached, and forgets a creation failure once a pod exists', () => {
+    const unreachable = 'Error creating: Internal error occurred: failed calling webhook "x.example.com": connection refused';
+    expect(jobStatusToTaskStatus(job({}), { pods: [], createFailure: unreachable }).refused).toBeUndefined();
+    const refusal = 'Error creating: pods "r" is forbidden: violates PodSecurity "baseline:latest": privileged';
+    expect(jobStatusToTaskStatus(job({ active: 1, ready: 0 }), { pods: [waitingFor('ContainerCreating')], createFailure: refusal })).toStrictEqual({ status: 'Pending' });
+  });
+
+  it('lets a finished Job speak for itself whatever its pods say', () => {
+    expect(jobStatusToTaskStatus(job({ conditions: [condition('Complete')] }), { pods: [waitingFor('ImagePullBackOff')] })).toStrictEqual({ status: 'Succeeded' });
   });
 });

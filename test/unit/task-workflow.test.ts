@@ -17,6 +17,8 @@ class World {
   createFailures: ApplicationFailure[] = [];
   calls: string[] = [];
   reasons: (string | null)[] = [];
+  /** What the per-user cap says when the workflow asks for a slot. */
+  admission: 'uncapped' | 'admitted' | 'held' = 'uncapped';
   constructor(id: string, info = '{"image":"alpine"}') {
     this.row = { id, name: `task-${id}`, namespace: 'default', userId: 'u1', status: 'Normal', attempt: 1, reason: null, info };
   }
@@ -65,6 +67,16 @@ const stubs: Partial<Activities> = {
     const w = world(taskId);
     w.reasons.push(reason);
     if (w.row) w.row.reason = reason;
+  },
+  async admitTask({ taskId }) {
+    const w = world(taskId);
+    w.calls.push(`admitTask:${w.admission}`);
+    if (w.admission === 'held') {
+      w.row!.reason = 'waiting: at the cap';
+      return { outcome: 'held', reason: 'waiting: at the cap', inProgress: 2 };
+    }
+    if (w.admission === 'admitted') w.row!.status = 'Pending';
+    return { outcome: w.admission };
   },
   async createJob({ task }) {
     const w = world(task.id);
@@ -262,5 +274,70 @@ describe('taskWorkflow', () => {
     await handle.signal(jobChangedSignal, running('Succeeded'));
     expect((await handle.result()).status).toBe('Succeeded');
     expect(w.calls).not.toContain('createJob');
+  });
+});
+
+describe('taskWorkflow: the per-user cap', () => {
+  it('ends without a Job when the user is at the cap, leaving the row Normal with the reason', async () => {
+    const w = newTask();
+    w.admission = 'held';
+    const result = await (await start(w)).result();
+    expect(result).toEqual({ status: 'Normal', reason: 'waiting: at the cap' });
+    expect(w.row!.status).toBe('Normal');
+    expect(w.calls).not.toContain('createJob');
+  });
+
+  it('creates the Job of an admitted task without writing Pending again (admission did)', async () => {
+    const w = newTask();
+    w.admission = 'admitted';
+    const handle = await start(w);
+    await expect.poll(() => w.calls.includes('createJob'), { timeout: 10_000 }).toBe(true);
+    await handle.signal(jobChangedSignal, running('Running'));
+    await handle.signal(jobChangedSignal, running('Succeeded'));
+    expect((await handle.result()).status).toBe('Succeeded');
+    expect(w.calls.filter((c) => c.startsWith('markStatus'))).toEqual(['markStatus:Running', 'markStatus:Succeeded']);
+  });
+});
+
+describe('taskWorkflow: what the cluster says while a task waits', () => {
+  it('shows each new waiting reason once while Pending, and names the last one when the task never started', async () => {
+    const w = newTask();
+    const handle = await start(w);
+    await untilStatus(w, 'Pending');
+    const pull = 'waiting: the image cannot be pulled (ImagePullBackOff: Back-off pulling image "x")';
+    await handle.signal(jobChangedSignal, running('Pending', pull));
+    await handle.signal(jobChangedSignal, running('Pending', pull));
+    await expect.poll(() => w.row!.reason, { timeout: 10_000 }).toBe(pull);
+    await handle.signal(jobChangedSignal, running('Failed', 'DeadlineExceeded: Job was active longer than specified deadline'));
+    const result = await handle.result();
+    expect(result.status).toBe('Failed');
+    expect(w.row!.reason).toBe(
+      'the task never started before its deadline (info.timeoutSeconds): the image cannot be pulled (ImagePullBackOff: Back-off pulling image "x")',
+    );
+    expect(w.reasons).toEqual([pull]);
+  });
+
+  it('fails at once, deleting the Job, when the cluster refuses its pod by policy', async () => {
+    const w = newTask();
+    const handle = await start(w);
+    await untilStatus(w, 'Pending');
+    const refusal = 'the cluster refused to create the task\'s pod: pods "x" is forbidden: violates PodSecurity "restricted:latest"';
+    await handle.signal(jobChangedSignal, { ...running('Pending', refusal), refused: true } as JobObservation);
+    expect((await handle.result()).status).toBe('Failed');
+    expect(w.row!.reason).toBe(refusal);
+    expect(w.calls).toContain('deleteJob');
+  });
+
+  it('clears the waiting reason when the pod runs', async () => {
+    const w = newTask();
+    const handle = await start(w);
+    await untilStatus(w, 'Pending');
+    await handle.signal(jobChangedSignal, running('Pending', 'waiting: no node can run the pod (Unschedulable: 0/1 nodes)'));
+    await expect.poll(() => w.row!.reason, { timeout: 10_000 }).toMatch(/^waiting: no node/);
+    await handle.signal(jobChangedSignal, running('Running'));
+    await untilStatus(w, 'Running');
+    expect(w.row!.reason).toBeNull();
+    await handle.signal(jobChangedSignal, running('Succeeded'));
+    expect((await handle.result()).status).toBe('Succeeded');
   });
 });
