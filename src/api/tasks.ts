@@ -25,7 +25,19 @@ const MAX_TASK_ID = 2n ** 64n - 1n;
  * A task as the API shows it: ids as strings (JSON has no 64-bit integers), a link to its workflow,
  * and `info` when the row was read with it.
  */
-function taskView(deps: ApiDeps, row: Omit<Task, 'info'> & { info?: string }) {
+/**
+ * What taskView reads: a Task row, or a row of the list, whose timestamps come formatted by the
+ * database. A field added to the view must be added here, and so to the list's SELECT (listPage).
+ */
+type ViewRow = Pick<Task, 'id' | 'name' | 'namespace' | 'status' | 'reason' | 'attempt' | 'userId'> & {
+  createdAt: Date | string;
+  updatedAt: Date | string;
+  startedAt: Date | string | null;
+  finishedAt: Date | string | null;
+  info?: string;
+};
+
+function taskView(deps: ApiDeps, row: ViewRow) {
   const id = row.id.toString();
   const workflowId = taskWorkflowId(id, deps.config.WORKFLOW_ID_PREFIX);
   return {
@@ -128,7 +140,14 @@ export const LIST_INDEX = {
   both: 'task_user_id_status_namespace_id_idx',
 } as const;
 
-type ListedRow = Omit<Task, 'info'>;
+type ListedRow = Omit<ViewRow, 'info'>;
+
+/**
+ * A DATETIME(3) (UTC) as JSON shows a Date (toISOString: `2026-11-30T23:11:13.321Z`), formatted by
+ * the database: a page's timestamps then cost the API nothing, where Dates were a third of its CPU
+ * time per page (decoded by the driver adapter, rebuilt by Prisma, formatted again for JSON).
+ */
+const isoTimestamp = (column: string) => Prisma.raw(`CONCAT(LEFT(DATE_FORMAT(${column}, '%Y-%m-%dT%H:%i:%s.%f'), 23), 'Z')`);
 
 async function listPage(prisma: ApiDeps['prisma'], userId: string, query: ListQuery): Promise<ListedRow[]> {
   const index = LIST_INDEX[query.status && query.namespace ? 'both' : query.status ? 'status' : query.namespace ? 'namespace' : 'none'];
@@ -139,8 +158,8 @@ async function listPage(prisma: ApiDeps['prisma'], userId: string, query: ListQu
   // Without info: it can be 64 KiB a row and the page polls this list; GET /tasks/:id has it.
   // One row more than asked tells whether another page follows, without a count query.
   const rows = await prisma.$queryRaw<(ListedRow & { attempt: number | bigint })[]>`
-    SELECT id, name, namespace, status, reason, attempt, user_id AS userId, created_at AS createdAt,
-           updated_at AS updatedAt, started_at AS startedAt, finished_at AS finishedAt
+    SELECT id, name, namespace, status, reason, attempt, user_id AS userId, ${isoTimestamp('created_at')} AS createdAt,
+           ${isoTimestamp('updated_at')} AS updatedAt, ${isoTimestamp('started_at')} AS startedAt, ${isoTimestamp('finished_at')} AS finishedAt
     FROM task FORCE INDEX (${Prisma.raw(index)})
     WHERE ${Prisma.join(where, ' AND ')}
     ORDER BY id DESC

@@ -165,6 +165,23 @@ describe('GET /tasks reads one index range per filter combination, from the curs
     });
   });
 
+  it('shows every task as GET /tasks/:id does, without info (timestamps formatted by the database included)', async () => {
+    const get = async (url: string) => {
+      const response = await app.inject({ method: 'GET', url, headers: { authorization: 'Bearer heavy-token' } });
+      expect(response.statusCode, response.body).toBe(200);
+      return response.json();
+    };
+    // Newest first: rows in progress (no started_at or finished_at yet) and finished ones.
+    const { tasks } = await get('/tasks?limit=200');
+    const older = await get(`/tasks?limit=20&cursor=${ROWS / 2}`);
+    for (const task of [...tasks, ...older.tasks]) {
+      const { info, ...one } = await get(`/tasks/${task.id}`);
+      expect(info).toBeDefined();
+      expect(task).toEqual(one);
+    }
+    expect(new Set(tasks.map((t: { status: string }) => t.status)).size).toBeGreaterThan(1);
+  });
+
   it('GET /tasks/:id reads one row by primary key', async () => {
     const queries = await capture(async () => {
       const response = await app.inject({ method: 'GET', url: `/tasks/${ROWS / 2}`, headers: { authorization: 'Bearer heavy-token' } });
