@@ -29,7 +29,11 @@ export interface StatusWrite {
 export type StatusWriteResult = { updated: true } | { updated: false; current: { status: string; attempt: number } | null };
 
 const refSelect = { id: true, name: true, namespace: true, userId: true, status: true, attempt: true } as const;
-const toRef = (row: { id: bigint } & Omit<TaskRef, 'id'>): TaskRef => ({ ...row, id: row.id.toString() });
+const toRef = (row: { id: bigint } & Omit<TaskRef, 'id'>): TaskRef => {
+  // A whole row also has recurring_task_id, a bigint, which an activity's (JSON) result cannot carry.
+  const { recurringTaskId: _, ...rest } = row as typeof row & { recurringTaskId?: unknown };
+  return { ...rest, id: row.id.toString() };
+};
 
 /**
  * The operator's policy (src/policy.ts). The worker checks it too, not only the API: rows can also

@@ -3,6 +3,7 @@
 //   /healthz /readyz      probes, no token          (health.ts)
 //   /  /app.js /style.css the web page, no token     (page.ts)
 //   /me /tasks…           the task API, bearer token (tasks.ts)
+//   /recurring-tasks…     recurring tasks, bearer token (recurring.ts)
 // Every request must arrive whole within API_REQUEST_TIMEOUT (slow or stalled clients get 408).
 import type { Client } from '@temporalio/client';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
@@ -13,6 +14,7 @@ import { authenticator, parseApiTokens } from './auth.ts';
 import { ApiError, clientErrorHandler, installErrorHandlers } from './errors.ts';
 import { healthRoutes } from './health.ts';
 import { pageRoutes } from './page.ts';
+import { recurringRoutes } from './recurring.ts';
 import { taskRoutes } from './tasks.ts';
 
 export interface ApiDeps {
@@ -60,6 +62,7 @@ export function buildApp(deps: ApiDeps, options: { logger?: FastifyServerOptions
     api.decorateRequest('userId', '');
     api.addHook('onRequest', authenticator(users));
     taskRoutes(api, deps);
+    recurringRoutes(api, deps);
   });
   return app;
 }
