@@ -1,4 +1,4 @@
-// The web page: three static files, no build step. It loads without a token (the page asks for one
+// The web page: a few static files, no build step. It loads without a token (the page asks for one
 // and sends it with every API call). The Content-Security-Policy allows only these same-origin files,
 // so even a rendering bug cannot run injected script.
 import { readFileSync } from 'node:fs';
@@ -9,6 +9,7 @@ const PUBLIC_DIR = new URL('./public/', import.meta.url);
 const ASSETS = [
   { path: '/', file: 'index.html', type: 'text/html; charset=utf-8' },
   { path: '/app.js', file: 'app.js', type: 'text/javascript; charset=utf-8' },
+  { path: '/recurring.js', file: 'recurring.js', type: 'text/javascript; charset=utf-8' },
   { path: '/style.css', file: 'style.css', type: 'text/css; charset=utf-8' },
 ];
 

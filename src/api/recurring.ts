@@ -14,7 +14,9 @@
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowNotFoundError, type Client, type ScheduleDescription } from '@temporalio/client';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Prisma } from '../generated/prisma/client.ts';
+import { infoPolicyProblems, namespaceProblem, policyFromConfig } from '../policy.ts';
 import type { RecurringTask } from '../generated/prisma/client.ts';
+import type { TaskInfo } from '../task/info.ts';
 import {
   fixedDelaySettings,
   MAX_RECURRING_NAME_CHARS,
@@ -83,6 +85,7 @@ interface Parsed {
   name: string;
   namespace: string;
   infoText: string;
+  info: TaskInfo;
   settings: RecurringSettings;
 }
 
@@ -106,7 +109,8 @@ function parseBody(body: unknown, what: string): Parsed {
   if (problems.length > 0 || !template.ok || !timing) {
     throw new ApiError(problems.some((p) => p.field === 'info') && !template.ok && template.status === 413 ? 413 : 400, 'validation_failed', summary(what, problems), problems);
   }
-  return { name: template.submission.name, namespace: template.submission.namespace, infoText: template.submission.infoText, settings: { timing, ...rest } };
+  const { name, namespace, infoText, info } = template.submission;
+  return { name, namespace, infoText, info, settings: { timing, ...rest } };
 }
 
 function rowData(parsed: Parsed) {
@@ -139,6 +143,17 @@ export function recurringRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const row = await prisma.recurringTask.findFirst({ where: { id, userId: request.userId } });
     if (!row) throw new ApiError(404, 'recurring_task_not_found', `recurring task ${id} not found among yours; list them with GET /recurring-tasks`);
     return row;
+  }
+
+  const policy = policyFromConfig(config);
+  /** The operator's policy, as for POST /tasks: every run would be refused otherwise. */
+  function checkPolicy(parsed: Parsed, what: string): void {
+    const closed = namespaceAllowed(config.ALLOWED_NAMESPACES, parsed.namespace)
+      ? namespaceProblem(policy, parsed.namespace)
+      : `namespace '${parsed.namespace}' is not open to tasks on this server: use one of ${config.ALLOWED_NAMESPACES.join(', ')}`;
+    if (closed) throw new ApiError(403, 'namespace_not_allowed', `${what}: ${closed}`, [{ field: 'namespace', message: closed }]);
+    const refused = infoPolicyProblems(policy, parsed.info);
+    if (refused.length > 0) throw new ApiError(403, 'policy_violation', summary(what, refused), refused);
   }
 
   const runsSoFar = (row: RecurringTask) => prisma.task.count({ where: { recurringTaskId: row.id } });
@@ -272,10 +287,7 @@ export function recurringRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.post('/recurring-tasks', async (request, reply) => {
     const what = 'recurring task not created';
     const parsed = parseBody(request.body ?? {}, what);
-    if (!namespaceAllowed(config.ALLOWED_NAMESPACES, parsed.namespace)) {
-      const message = `namespace '${parsed.namespace}' is not open to tasks on this server: use one of ${config.ALLOWED_NAMESPACES.join(', ')}`;
-      throw new ApiError(403, 'namespace_not_allowed', `${what}: ${message}`, [{ field: 'namespace', message }]);
-    }
+    checkPolicy(parsed, what);
     let row: RecurringTask;
     try {
       row = await prisma.recurringTask.create({ data: { ...rowData(parsed), userId: request.userId } });
@@ -340,10 +352,7 @@ export function recurringRoutes(app: FastifyInstance, deps: ApiDeps): void {
       const message = `a ${row.kind} recurring task cannot become a ${newKind} one (${row.kind === 'delay' ? 'a workflow' : 'a Schedule'} runs it): create a new recurring task and delete this one`;
       throw new ApiError(400, 'validation_failed', `${what}: ${message}`, [{ field: KIND_KEYS.find((k) => k in changes) ?? 'delay', message }]);
     }
-    if (!namespaceAllowed(config.ALLOWED_NAMESPACES, parsed.namespace)) {
-      const message = `namespace '${parsed.namespace}' is not open to tasks on this server: use one of ${config.ALLOWED_NAMESPACES.join(', ')}`;
-      throw new ApiError(403, 'namespace_not_allowed', `${what}: ${message}`, [{ field: 'namespace', message }]);
-    }
+    checkPolicy(parsed, what);
     let updated: RecurringTask;
     try {
       updated = await prisma.recurringTask.update({ where: { id: row.id }, data: rowData(parsed) });

@@ -100,6 +100,9 @@ describe('validation', () => {
     expect(await bad({ every: '1m', startAt: '2031-01-02T00:00:00Z', endAt: '2031-01-01T00:00:00Z' })).toEqual(['endAt']);
     expect(await bad({ calendar: { hour: 24 } })).toEqual(['calendar.hour']);
     expect(await bad({})).toEqual(['cron']);
+    const closed = await call('POST', '/recurring-tasks', { name: name('ns'), namespace: 'kube-system', info: { image: 'alpine' }, every: '1m' });
+    expect(closed.status).toBe(403);
+    expect(closed.body.error.fields[0].field).toBe('namespace');
     expect(await stack.prisma.recurringTask.count()).toBe(0);
   });
 });
