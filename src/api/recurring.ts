@@ -346,12 +346,13 @@ export function recurringRoutes(app: FastifyInstance, deps: ApiDeps): void {
       if (v === null) delete merged[k];
       else merged[k] = v;
     }
+    const switched = KIND_KEYS.find((k) => changes[k] !== undefined && changes[k] !== null && (k === 'delay') !== (row.kind === 'delay'));
+    if (switched) {
+      const message = `a ${row.kind} recurring task cannot become a ${switched === 'delay' ? 'fixed-delay' : 'scheduled'} one (${row.kind === 'delay' ? 'a workflow' : 'a Schedule'} runs it): create a new recurring task and delete this one`;
+      throw new ApiError(400, 'validation_failed', `${what}: ${message}`, [{ field: switched, message }]);
+    }
     const parsed = parseBody(merged, what);
     const newKind = parsed.settings.timing.kind;
-    if ((newKind === 'delay') !== (row.kind === 'delay')) {
-      const message = `a ${row.kind} recurring task cannot become a ${newKind} one (${row.kind === 'delay' ? 'a workflow' : 'a Schedule'} runs it): create a new recurring task and delete this one`;
-      throw new ApiError(400, 'validation_failed', `${what}: ${message}`, [{ field: KIND_KEYS.find((k) => k in changes) ?? 'delay', message }]);
-    }
     checkPolicy(parsed, what);
     let updated: RecurringTask;
     try {

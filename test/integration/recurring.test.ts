@@ -197,6 +197,55 @@ describe('schedules', () => {
     await remove(rec.id);
   }, 60_000);
 
+  it('cancelOther and terminateOther replace the run in progress: its task ends Cancelled and its Job is deleted', async () => {
+    const long = { image: 'alpine', ...runFor('60s') };
+    const cancel = await create({ cron: '*/6 * * * * *', overlap: 'cancelOther', info: long });
+    const terminate = await create({ cron: '*/6 * * * * *', overlap: 'terminateOther', info: long });
+    for (const rec of [cancel, terminate]) {
+      const runs = await waitForRuns(rec.id, 2, 60_000);
+      expect((await call('POST', `/recurring-tasks/${rec.id}/pause`)).status).toBe(200);
+      const first = await waitFor(`the first run of ${rec.id} to be cancelled`, async () => {
+        const row = await stack.prisma.task.findUniqueOrThrow({ where: { id: runs[0]!.id } });
+        return isFinal(row.status) ? row : undefined;
+      }, 30_000);
+      expect(first.status).toBe('Cancelled');
+      expect(first.reason).toMatch(rec === cancel ? /cancelled with its recurring run/ : /replaced by the newer run/);
+      // Its Job is gone, and the run that replaced it had not started before it ended.
+      await waitFor(`the Job of ${first.name} to be deleted`, async () => {
+        const jobs = await stack.kube.batch.listNamespacedJob({ namespace: stack.namespace, fieldSelector: `metadata.name=${first.name}` });
+        return jobs.items.length === 0 ? true : undefined;
+      }, 30_000);
+      if (rec === cancel) expect(runs[1]!.createdAt.getTime()).toBeGreaterThanOrEqual(first.finishedAt!.getTime());
+      await remove(rec.id);
+      // Deleting keeps the runs; the one in progress is cancelled like any task.
+      for (const run of await runsOf(rec.id)) if (!isFinal(run.status)) await call('POST', `/tasks/${run.id}/cancel`, {});
+    }
+  }, 150_000);
+
+  it('PATCH changes only what it names, refuses a change of kind, and re-creates a Schedule deleted in Temporal', async () => {
+    const rec = await create({ every: '1h', paused: true });
+    const changed = await call('PATCH', `/recurring-tasks/${rec.id}`, { every: '30m', offset: '10m', maxRuns: 5 });
+    expect(changed.status, JSON.stringify(changed.body)).toBe(200);
+    expect(changed.body.live.spec.intervals).toEqual([{ every: 1_800_000, offset: 600_000 }]);
+    expect(changed.body.live).toMatchObject({ paused: true, remainingRuns: 5 });
+    expect(changed.body.settings).toMatchObject({ every: '30m', offset: '10m', maxRuns: 5, paused: true });
+    for (const t of changed.body.live.nextRunTimes) expect((new Date(t).getTime() - 600_000) % 1_800_000).toBe(0);
+
+    const toDelay = await call('PATCH', `/recurring-tasks/${rec.id}`, { delay: '1m' });
+    expect(toDelay.status).toBe(400);
+    expect(toDelay.body.error.fields[0].field).toBe('delay');
+    const badCron = await call('PATCH', `/recurring-tasks/${rec.id}`, { cron: '* * *' });
+    expect(badCron.body.error.fields.map((f: { field: string }) => f.field)).toEqual(['cron']);
+
+    await stack.client.schedule.getHandle(rec.temporalId).delete();
+    expect((await call('GET', `/recurring-tasks/${rec.id}`)).body.live.missing).toBe(true);
+    const again = await call('PATCH', `/recurring-tasks/${rec.id}`, { jitter: '1s' });
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    expect(again.body.live).toMatchObject({ paused: true, spec: { intervals: [{ every: 1_800_000, offset: 600_000 }] } });
+    expect((await call('PATCH', `/recurring-tasks/${rec.id}`, { name: 'x' }, BOB.token)).status).toBe(404);
+    await remove(rec.id);
+  });
+
   it('backfills a past range with exactly the runs it should have had', async () => {
     const minute = Math.floor(Date.now() / 60_000) * 60_000;
     // Every minute, but ended already: only the backfill makes runs.
