@@ -237,6 +237,7 @@ export function startJobWatch(options: JobWatchOptions): JobWatch {
 
   async function begin(w: Watched): Promise<void> {
     const { generation, informer } = w;
+    if (stopped) return;
     await informer.start();
     // start() returns once the list is in and the watch is requested; an error on the way has
     // already scheduled a restart.
@@ -266,10 +267,8 @@ export function startJobWatch(options: JobWatchOptions): JobWatch {
     await begin(w);
   }
 
-  // Pods and events first, so the Jobs' first signals already carry what their pods say.
-  const ready = Promise.all(watched.filter((w) => w.kind !== 'jobs').map(begin))
-    .then(() => Promise.all(watched.filter((w) => w.kind === 'jobs').map(begin)))
-    .then(() => undefined);
+  // All at once: a pod or event that arrives after its Job re-offers the Job with it.
+  const ready = Promise.all(watched.map(begin)).then(() => undefined);
   const stallAfterMs = options.stallAfterMs ?? STALL_AFTER_MS;
   const watchdog = setInterval(() => {
     for (const w of watched) {

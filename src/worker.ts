@@ -36,7 +36,12 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(`nightwatch worker: ${err instanceof Error ? err.message : String(err)}`);
-  process.exit(1);
-});
+main().then(
+  // Everything is stopped and closed: exit now rather than wait for a request the client library
+  // cannot abort yet (a watch still waiting for its response headers keeps the event loop alive).
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(`nightwatch worker: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);

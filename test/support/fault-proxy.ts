@@ -112,6 +112,8 @@ export async function startFaultProxy(kubeconfigPath: string): Promise<FaultProx
     await kc.applyToHTTPSOptions(options);
     const up = httpsRequest(options, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);
+      // As the API server does for a watch: the headers go out at once, before any event.
+      res.flushHeaders();
       answer.pipe(res);
       res.on('finish', () => record(seen, `passed ${answer.statusCode}`));
       res.on('close', () => {
