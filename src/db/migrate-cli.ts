@@ -6,7 +6,7 @@ try {
   const config = loadConfig();
   const url = new URL(config.DATABASE_URL);
   const target = `${url.hostname}:${url.port || 3306}${url.pathname}`;
-  const { applied, alreadyApplied } = await migrate(config.DATABASE_URL);
+  const { applied, alreadyApplied } = await migrate(config.DATABASE_URL, undefined, { log: (line) => console.log(`${target}: ${line}`) });
   if (applied.length === 0) {
     console.log(`${target}: no pending migrations (${alreadyApplied.length} already applied).`);
   } else {

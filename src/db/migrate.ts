@@ -7,6 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import mariadb, { type Connection } from 'mariadb';
+import { BASELINE_MIGRATION, inspectClassic, upgradeClassic } from './classic.ts';
 import { connectionOptions } from './client.ts';
 
 export interface MigrateResult {
@@ -14,6 +15,13 @@ export interface MigrateResult {
   applied: string[];
   /** Local migrations the database already had. */
   alreadyApplied: string[];
+  /** What taking over a classic nightwatch database did, step by step (src/db/classic.ts); absent otherwise. */
+  takeover?: string[];
+}
+
+export interface MigrateOptions {
+  /** Told each step of a classic takeover as it is done (the CLI prints them). */
+  log?: (line: string) => void;
 }
 
 /**
@@ -68,7 +76,7 @@ export interface MigrationRow {
   applied_steps_count: number;
 }
 
-export async function migrate(databaseUrl: string, migrationsDir = 'prisma/migrations'): Promise<MigrateResult> {
+export async function migrate(databaseUrl: string, migrationsDir = 'prisma/migrations', options: MigrateOptions = {}): Promise<MigrateResult> {
   const local = await readMigrations(migrationsDir);
   const { database, ...server } = connectionOptions(databaseUrl);
   if (!database) {
@@ -87,7 +95,7 @@ export async function migrate(databaseUrl: string, migrationsDir = 'prisma/migra
     await conn.query(`USE ${quoteId(database)}`);
     await acquireLock(conn, database);
     try {
-      return await applyPending(conn, database, local);
+      return await applyPending(conn, database, local, options.log ?? (() => undefined));
     } finally {
       // Ending the session would release it too; failing here must not hide the real error.
       await conn.query('SELECT RELEASE_LOCK(?)', [LOCK_NAME]).catch(() => undefined);
@@ -97,8 +105,8 @@ export async function migrate(databaseUrl: string, migrationsDir = 'prisma/migra
   }
 }
 
-async function applyPending(conn: Connection, database: string, local: LocalMigration[]): Promise<MigrateResult> {
-  await ensureMigrationsTable(conn, database);
+async function applyPending(conn: Connection, database: string, local: LocalMigration[], log: (line: string) => void): Promise<MigrateResult> {
+  const takeover = await ensureMigrationsTable(conn, database, local, log);
   const rows: MigrationRow[] = await conn.query(
     `SELECT id, checksum, finished_at, migration_name, logs, rolled_back_at, started_at FROM ${MIGRATIONS_TABLE} ORDER BY started_at`,
   );
@@ -148,7 +156,7 @@ async function applyPending(conn: Connection, database: string, local: LocalMigr
   }
 
   const appliedNames = new Set(live.map((r) => r.migration_name));
-  const result: MigrateResult = { applied: [], alreadyApplied: [] };
+  const result: MigrateResult = { applied: [], alreadyApplied: [], ...(takeover && { takeover }) };
   for (const migration of local) {
     if (appliedNames.has(migration.name)) {
       result.alreadyApplied.push(migration.name);
@@ -191,24 +199,68 @@ async function applyOne(conn: Connection, database: string, migration: LocalMigr
   await conn.query(`UPDATE ${MIGRATIONS_TABLE} SET finished_at = UTC_TIMESTAMP(3) WHERE id = ?`, [id]);
 }
 
-async function ensureMigrationsTable(conn: Connection, database: string): Promise<void> {
+/** Creates the migrations table where there is none; a classic nightwatch database is upgraded and baselined first (returns its steps). */
+async function ensureMigrationsTable(
+  conn: Connection,
+  database: string,
+  local: LocalMigration[],
+  log: (line: string) => void,
+): Promise<string[] | undefined> {
   const tables: { name: string }[] = await conn.query(
     `SELECT table_name AS name FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE'`,
     [database],
   );
-  if (tables.some((t) => t.name === MIGRATIONS_TABLE)) return;
+  if (tables.some((t) => t.name === MIGRATIONS_TABLE)) return undefined;
+  if (tables.length === 0) {
+    await conn.query(CREATE_MIGRATIONS_TABLE);
+    return undefined;
+  }
   // Prisma refuses to start a history on a database that already has tables: the first
-  // migration would collide with them. Baselining tells it which migrations they correspond to.
-  if (tables.length > 0) {
+  // migration would collide with them. A classic nightwatch database is the one exception this
+  // runner knows: it is upgraded to the first migration's shape and that migration baselined.
+  const names = tables.map((t) => t.name).sort();
+  const shape = await inspectClassic(conn, database, names);
+  const baseline = local.find((m) => m.name === BASELINE_MIGRATION);
+  if (shape.kind === 'unknown' || !baseline) {
+    const why = !baseline
+      ? `the local migrations do not include ${BASELINE_MIGRATION}, the baseline of a classic nightwatch database`
+      : names.includes('task')
+        ? `it is not a classic nightwatch database as this runner knows it: ${shape.kind === 'unknown' ? shape.differences.join('; ') : ''}`
+        : '';
     throw new MigrationError(
-      `database \`${database}\` already has tables (${tables.map((t) => t.name).join(', ')}) but no ${MIGRATIONS_TABLE} table, ` +
-        `so it was not created by these migrations (Prisma P3005). If its schema matches them, baseline it with ` +
+      `database \`${database}\` already has tables (${names.join(', ')}) but no ${MIGRATIONS_TABLE} table, ` +
+        `so it was not created by these migrations (Prisma P3005)${why ? `, and ${why}` : ''}. If its schema matches them, baseline it with ` +
         `\`prisma migrate resolve --applied <migration>\` for each migration it already has (https://pris.ly/d/migrate-baseline); ` +
         `otherwise point DATABASE_URL at an empty database.`,
       'P3005',
     );
   }
+  const steps =
+    shape.kind === 'classic'
+      ? await upgradeClassic(conn, database, shape, log).catch((err: unknown) => {
+          if (err instanceof MigrationError) throw err;
+          const { code, text } = describeSqlError(err);
+          const sqlCode = code === 'none' ? '' : ` (error ${code})`;
+          throw new MigrationError(`taking over the classic nightwatch database \`${database}\` failed${sqlCode}: ${text}; nothing was changed or recorded`, 'classic-takeover', { cause: err });
+        })
+      : [];
+  if (shape.kind === 'baseline') {
+    const line = `database \`${database}\` holds a \`task\` table already in the shape of ${BASELINE_MIGRATION} and no ${MIGRATIONS_TABLE} (an interrupted takeover): recording the baseline`;
+    steps.push(line);
+    log(line);
+  }
   await conn.query(CREATE_MIGRATIONS_TABLE);
+  // As `prisma migrate resolve --applied` records a migration (mark_migration_applied): started and
+  // finished now, no steps run.
+  await conn.query(
+    `INSERT INTO ${MIGRATIONS_TABLE} (id, checksum, started_at, finished_at, migration_name, applied_steps_count) ` +
+      `VALUES (?, ?, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3), ?, 0)`,
+    [randomUUID(), baseline.checksum, baseline.name],
+  );
+  const recorded = `recorded ${baseline.name} as applied in ${MIGRATIONS_TABLE} (baseline, as \`prisma migrate resolve --applied\`); the later migrations follow`;
+  steps.push(recorded);
+  log(recorded);
+  return steps;
 }
 
 async function acquireLock(conn: Connection, database: string): Promise<void> {
