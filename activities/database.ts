@@ -5,6 +5,13 @@ import type { PrismaClient } from '../src/db/client.ts';
 import { checkInfoAgainstPolicy, namespaceProblem, type Policy } from '../src/policy.ts';
 import { parseTaskInfo, validateNamespaceName, validateTaskName, type TaskInfo } from '../src/task/info.ts';
 import { statusesBefore, TaskStatus } from '../src/task-status.ts';
+import { taskTransitions } from '../src/metrics.ts';
+
+/** What the worker measures around status writes (activities/index.ts wires it to the metrics). */
+export interface DatabaseHooks {
+  /** A final status was written to the row now (for the time since its Job ended). */
+  onFinal?: (taskId: string, at: Date) => void;
+}
 
 /** A row as workflows see it: ids as strings (bigint is not JSON), no large fields. */
 export interface TaskRef {
@@ -39,7 +46,7 @@ const toRef = (row: { id: bigint } & Omit<TaskRef, 'id'>): TaskRef => {
  * The operator's policy (src/policy.ts). The worker checks it too, not only the API: rows can also
  * come straight into the table (the classic web form, SQL), and it applies the policy's defaults.
  */
-export function createDatabaseActivities(prisma: PrismaClient, policy: Policy) {
+export function createDatabaseActivities(prisma: PrismaClient, policy: Policy, hooks: DatabaseHooks = {}) {
   return {
     /**
      * A page of rows in any of `statuses`, oldest first: the dispatcher's (Normal) and reconcile's
@@ -92,7 +99,11 @@ export function createDatabaseActivities(prisma: PrismaClient, policy: Policy) {
             : {}),
         },
       });
-      if (count === 1) return { updated: true };
+      if (count === 1) {
+        taskTransitions.labels({ to: write.to }).inc();
+        if (write.to === TaskStatus.Succeeded || write.to === TaskStatus.Failed || write.to === TaskStatus.Cancelled) hooks.onFinal?.(write.taskId, now);
+        return { updated: true };
+      }
       const current = await prisma.task.findUnique({ where: { id: BigInt(write.taskId) }, select: { status: true, attempt: true } });
       return { updated: false, current };
     },

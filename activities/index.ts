@@ -10,6 +10,7 @@ import { createKubernetesActivities, type JobLookup } from './kubernetes.ts';
 import { createRecurringActivities } from './recurring.ts';
 import { createRetentionActivities, RETENTION_OFF, type RetentionSettings } from './retention.ts';
 import { createTemporalActivities } from './temporal.ts';
+import { countDatabaseError, jobEndToRow, jobEndTime, observeSince, submissionToJob } from '../src/metrics.ts';
 
 export interface ActivityDeps {
   prisma: PrismaClient;
@@ -27,9 +28,10 @@ export interface ActivityDeps {
 
 export function createActivities(deps: ActivityDeps) {
   const admission = { maxTasksInProgressPerUser: deps.maxTasksInProgressPerUser ?? 0 };
+  const measure = measurements(deps);
   return {
-    ...createDatabaseActivities(deps.prisma, deps.policy),
-    ...createKubernetesActivities(deps.kube, deps.jobs, podOptions(deps.policy)),
+    ...createDatabaseActivities(deps.prisma, deps.policy, measure),
+    ...createKubernetesActivities(deps.kube, deps.jobs, podOptions(deps.policy), measure),
     ...createTemporalActivities(deps.temporal, { startable: startableWithinUserCaps(deps.prisma, admission) }),
     ...createRecurringActivities(deps.prisma, deps.temporal),
     ...createAdmissionActivities(deps.prisma, admission),
@@ -38,6 +40,34 @@ export function createActivities(deps: ActivityDeps) {
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+
+/**
+ * The two latencies that need a read besides the activity's own (one primary-key lookup each, made
+ * after the activity's work and never failing it): submission → Job, and Job end → final row.
+ */
+function measurements(deps: Pick<ActivityDeps, 'prisma' | 'jobs'>) {
+  const row = (taskId: string) =>
+    deps.prisma.task.findUnique({ where: { id: BigInt(taskId) }, select: { createdAt: true, name: true, namespace: true } });
+  const quietly = (p: Promise<unknown>) => void p.catch(countDatabaseError);
+  return {
+    onJobCreated(taskId: string) {
+      quietly(row(taskId).then((r) => r && observeSince(submissionToJob, r.createdAt)));
+    },
+    onFinal(taskId: string, at: Date) {
+      // The Job as the worker's watch holds it; without a watch, or once the Job is gone, nothing is measured.
+      if (!deps.jobs) return;
+      const jobs = deps.jobs;
+      quietly(
+        row(taskId).then((r) => {
+          const job = r && jobs.cached(r.namespace, r.name);
+          const ended = job && jobEndTime(job);
+          if (ended) observeSince(jobEndToRow, ended, at);
+        }),
+      );
+    },
+  };
+}
+
 // The types workflows need; they import nothing else from here.
 export type { TaskRef } from './database.ts';
 export type { JobObservation } from './kubernetes.ts';

@@ -5,7 +5,8 @@
 import { ApiException, type V1Job } from '@kubernetes/client-node';
 import { ApplicationFailure } from '@temporalio/common';
 import type { KubeClients } from '../src/kubernetes.ts';
-import { classifyKubernetesError } from '../src/task/errors.ts';
+import { kubernetesErrors } from '../src/metrics.ts';
+import { classifyKubernetesError, readKubernetesStatus, type ClassifiedKubernetesError } from '../src/task/errors.ts';
 import type { TaskInfo } from '../src/task/info.ts';
 import { buildJob, isOwnedByTask, jobAttempt, type PodOptions } from '../src/task/job.ts';
 import { observeJobObject, type JobObservation, type JobSurroundings } from '../src/task/job-status.ts';
@@ -51,8 +52,18 @@ export interface JobRef {
 
 const isNotFound = (err: unknown) => err instanceof ApiException && err.code === 404;
 
-function toFailure(taskId: string, err: unknown): ApplicationFailure {
+/** Classify a failed call and count it in nightwatch_kubernetes_errors_total. */
+function classifyAndCount(err: unknown): ClassifiedKubernetesError {
   const c = classifyKubernetesError(err);
+  kubernetesErrors.labels({ kind: c.kind, code: String(readKubernetesStatus(err)?.code ?? 'network') }).inc();
+  return c;
+}
+
+function toFailure(taskId: string, err: unknown): ApplicationFailure {
+  return failureOf(taskId, classifyAndCount(err));
+}
+
+function failureOf(taskId: string, c: ClassifiedKubernetesError): ApplicationFailure {
   return c.kind === 'transient'
     ? ApplicationFailure.retryable(c.reason, FailureType.KubernetesUnavailable)
     : ApplicationFailure.nonRetryable(`task ${taskId}: ${c.reason}`, FailureType.TaskRejected);
@@ -64,7 +75,17 @@ function settledByJob(job: V1Job): boolean {
   return finished || (job.status?.ready ?? 0) > 0;
 }
 
-export function createKubernetesActivities({ batch, core }: Pick<KubeClients, 'batch' | 'core'>, jobs?: JobLookup, pod: PodOptions = {}) {
+export interface KubernetesHooks {
+  /** This attempt's Job was just created (for the time since the row was submitted). */
+  onJobCreated?: (taskId: string) => void;
+}
+
+export function createKubernetesActivities(
+  { batch, core }: Pick<KubeClients, 'batch' | 'core'>,
+  jobs?: JobLookup,
+  pod: PodOptions = {},
+  hooks: KubernetesHooks = {},
+) {
   /**
    * What the API server says around a Job that is not settled: its pods and, with none, the Job
    * controller's pod-creation failures. Two reads, made only on the slow path (no current watch).
@@ -120,9 +141,11 @@ export function createKubernetesActivities({ batch, core }: Pick<KubeClients, 'b
       const ref = { taskId: task.id, name: task.name, namespace: task.namespace };
       try {
         await batch.createNamespacedJob({ namespace: task.namespace, body: buildJob(task, info, pod) });
+        hooks.onJobCreated?.(task.id);
         return 'created';
       } catch (err) {
-        if (classifyKubernetesError(err).kind !== 'conflict') throw toFailure(task.id, err);
+        const c = classifyAndCount(err);
+        if (c.kind !== 'conflict') throw failureOf(task.id, c);
       }
       const existing = await readJob(ref);
       if (!existing) {

@@ -2,6 +2,7 @@
 // know about other workflows.
 import { Context } from '@temporalio/activity';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { dispatchBatchRows, dispatchBatches, dispatchRows } from '../src/metrics.ts';
 import { workflowIsRunning } from '../src/temporal.ts';
 import { taskWorkflowId, taskWorkflowStart } from '../workflows/ids.ts';
 import type { TaskRef } from './database.ts';
@@ -49,7 +50,13 @@ export function createTemporalActivities(client: Client, policy: StartPolicy = {
           }),
         );
       }
-      return { started, alreadyRunning, held: input.tasks.length - tasks.length };
+      const held = input.tasks.length - tasks.length;
+      dispatchBatches.inc();
+      dispatchBatchRows.observe(input.tasks.length);
+      dispatchRows.labels({ result: 'started' }).inc(started);
+      dispatchRows.labels({ result: 'already_running' }).inc(alreadyRunning);
+      dispatchRows.labels({ result: 'held' }).inc(held);
+      return { started, alreadyRunning, held };
     },
 
     /** The ids among `taskIds` whose task workflow is not running (never started, finished, or terminated). */

@@ -79,6 +79,14 @@ const schema = z.object({
    * its short history on its next task. See README, "Scale".
    */
   WORKER_MAX_CACHED_WORKFLOWS: int(2, 100_000).default(1_000),
+  /** The worker's Prometheus endpoint (GET /metrics, nightwatch_* metrics); 0 turns it off. README, "Operating". */
+  WORKER_METRICS_PORT: int(0, 65535).default(9464),
+  /** The Temporal SDK's own worker metrics (temporal_*), served by its runtime on /metrics; 0 turns them off. */
+  TEMPORAL_METRICS_PORT: int(0, 65535).default(9465),
+  /** Address both metrics ports listen on. */
+  METRICS_HOST: z.string().min(1).default('0.0.0.0'),
+  /** The worker's log level (JSON lines on stdout); the API's is API_LOG_LEVEL. */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
   // Retention (src/watchers/retention.ts; README, "Retention").
   /** Rows final for longer than this (by finished_at) leave `task`; unset (the default) keeps every row. */

@@ -2,13 +2,15 @@
 // workflow code, concurrency and shutdown grace all come from Config.
 import { fileURLToPath } from 'node:url';
 import { Client } from '@temporalio/client';
-import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type ActivityInterceptorsFactory, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
 import { retentionSettings } from '../activities/retention.ts';
 import type { JobLookup } from '../activities/kubernetes.ts';
 import type { Config } from './config.ts';
 import type { PrismaClient } from './db/client.ts';
 import { startJobWatch, type JobWatch, type JobWatchOptions } from './job-watch.ts';
+import { taskOfActivityInput } from './log.ts';
+import { countDatabaseError, exposeJobWatch, exposeTaskCounts } from './metrics.ts';
 import type { KubeClients } from './kubernetes.ts';
 import { policyFromConfig } from './policy.ts';
 import { temporalConnectionOptions } from './temporal.ts';
@@ -46,9 +48,35 @@ export function workerClient(deps: Pick<WorkerDeps, 'config' | 'connection'>): C
   return new Client({ connection: deps.connection, namespace: deps.config.TEMPORAL_NAMESPACE });
 }
 
+/**
+ * Around every activity (local ones too): its log lines name the task it works on and the task's
+ * attempt (the SDK adds the workflow id), and a database error that fails it is counted.
+ */
+export const observeActivities: ActivityInterceptorsFactory = () => {
+  let task: ReturnType<typeof taskOfActivityInput> = {};
+  return {
+    inbound: {
+      async execute(input, next) {
+        task = taskOfActivityInput(input.args);
+        try {
+          return await next(input);
+        } catch (err) {
+          countDatabaseError(err);
+          throw err;
+        }
+      },
+    },
+    outbound: {
+      getLogAttributes: (input, next) => next({ ...input, ...task }),
+    },
+  };
+};
+
 export async function buildWorker(deps: WorkerDeps, overrides: Partial<WorkerOptions> = {}): Promise<Worker> {
   const { config } = deps;
+  exposeTaskCounts(deps.prisma);
   return Worker.create({
+    interceptors: { activity: [observeActivities] },
     connection: deps.connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
@@ -99,8 +127,10 @@ export async function startNightwatchWorker(
     client: workerClient(deps),
     namespaces: deps.config.ALLOWED_NAMESPACES,
     idPrefix: deps.config.WORKFLOW_ID_PREFIX,
-    log: (message) => Runtime.instance().logger.warn(`job watch: ${message}`),
+    // The runtime's logger: the worker's JSON logger once worker.ts has installed it.
+    log: (message) => Runtime.instance().logger.warn(`job watch: ${message}`, { component: 'job-watch' }),
   });
+  exposeJobWatch(watch);
   let worker: Worker;
   try {
     worker = await buildWorker({ ...deps, jobs: watch }, overrides);

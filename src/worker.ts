@@ -1,16 +1,63 @@
 // `npm run worker`: one nightwatch worker replica. Run as many as you like; all are active.
 // SIGINT/SIGTERM stop polling, give in-flight activities WORKER_SHUTDOWN_GRACE to finish,
 // then exit; anything unfinished is retried by another replica from Temporal's history.
-import { GracefulShutdownPeriodExpiredError } from '@temporalio/worker';
-import { loadConfig } from './config.ts';
+import type { Server } from 'node:http';
+import { GracefulShutdownPeriodExpiredError, Runtime, type TelemetryOptions } from '@temporalio/worker';
+import type { Logger as Pino } from 'pino';
+import { loadConfig, type Config } from './config.ts';
+import { createLogger, PinoTemporalLogger } from './log.ts';
+import { startMetricsServer } from './metrics.ts';
 import { createPrisma } from './db/client.ts';
 import { createKubeClients } from './kubernetes.ts';
 import { ensureSchedules } from './schedules.ts';
 import { connectTemporalClient } from './temporal.ts';
 import { connectWorker, startNightwatchWorker } from './worker-setup.ts';
 
+let log: Pino | undefined;
+
+/**
+ * The Temporal SDK's runtime, installed before anything connects: its logger is the worker's JSON
+ * logger (the SDK's messages, workflow and activity logs, the native core's warnings), and its
+ * Prometheus exporter serves the SDK's worker metrics on TEMPORAL_METRICS_PORT.
+ */
+function installRuntime(config: Config, logger: Pino): void {
+  const logging: TelemetryOptions['logging'] = { filter: { core: 'WARN', other: 'ERROR' }, forward: {} };
+  const sdkLogger = new PinoTemporalLogger(logger.child({ component: 'temporal' }));
+  if (config.TEMPORAL_METRICS_PORT > 0) {
+    const bindAddress = `${config.METRICS_HOST}:${config.TEMPORAL_METRICS_PORT}`;
+    try {
+      Runtime.install({
+        logger: sdkLogger,
+        telemetryOptions: { logging, metrics: { prometheus: { bindAddress, countersTotalSuffix: true, useSecondsForDurations: true } } },
+      });
+      logger.info({ component: 'metrics', bindAddress }, `Temporal SDK metrics on http://${bindAddress}/metrics`);
+      return;
+    } catch (err) {
+      // Metrics are worth less than running tasks: say so loudly, and run without them.
+      logger.error({ component: 'metrics', err, bindAddress }, `Temporal SDK metrics not served (TEMPORAL_METRICS_PORT): ${String(err)}`);
+    }
+  }
+  Runtime.install({ logger: sdkLogger, telemetryOptions: { logging } });
+}
+
+async function serveMetrics(config: Config, logger: Pino): Promise<Server | undefined> {
+  if (config.WORKER_METRICS_PORT === 0) return undefined;
+  const where = `${config.METRICS_HOST}:${config.WORKER_METRICS_PORT}`;
+  try {
+    const server = await startMetricsServer(config.WORKER_METRICS_PORT, config.METRICS_HOST);
+    logger.info({ component: 'metrics', bindAddress: where }, `nightwatch metrics on http://${where}/metrics`);
+    return server;
+  } catch (err) {
+    logger.error({ component: 'metrics', err, bindAddress: where }, `nightwatch metrics not served (WORKER_METRICS_PORT): ${String(err)}`);
+    return undefined;
+  }
+}
+
 async function main(): Promise<void> {
   const config = loadConfig();
+  log = createLogger(config.LOG_LEVEL, 'nightwatch-worker');
+  installRuntime(config, log);
+  const metrics = await serveMetrics(config, log);
   const prisma = createPrisma(config.DATABASE_URL, config.DATABASE_POOL_SIZE);
   const kube = createKubeClients(config.KUBECONFIG);
   const client = await connectTemporalClient(config);
@@ -18,18 +65,20 @@ async function main(): Promise<void> {
   try {
     const schedules = await ensureSchedules(client, config);
     const { finished } = await startNightwatchWorker({ config, prisma, kube, connection });
-    console.log(
+    log.info(
+      { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE, schedulesCreated: schedules.created, schedulesKept: schedules.existing },
       `nightwatch worker: task queue '${config.TEMPORAL_TASK_QUEUE}' on ${config.TEMPORAL_ADDRESS} (namespace ${config.TEMPORAL_NAMESPACE}), ` +
         `Kubernetes ${kube.server}; schedules created: ${schedules.created.join(', ') || 'none'}, kept: ${schedules.existing.join(', ') || 'none'}`,
     );
     await finished.catch((err: unknown) => {
       if (!(err instanceof GracefulShutdownPeriodExpiredError)) throw err;
-      console.warn(
+      log!.warn(
         `nightwatch worker: in-flight steps did not finish within WORKER_SHUTDOWN_GRACE (${config.WORKER_SHUTDOWN_GRACE} ms); ` +
           'stopped anyway, another replica retries them',
       );
     });
   } finally {
+    metrics?.close();
     await connection.close();
     await client.connection.close();
     await prisma.$disconnect();
@@ -41,7 +90,11 @@ main().then(
   // cannot abort yet (a watch still waiting for its response headers keeps the event loop alive).
   () => process.exit(0),
   (err: unknown) => {
-    console.error(`nightwatch worker: ${err instanceof Error ? err.message : String(err)}`);
+    const message = `nightwatch worker: ${err instanceof Error ? err.message : String(err)}`;
+    if (log) {
+      log.fatal({ err }, message);
+      log.flush();
+    } else console.error(message);
     process.exit(1);
   },
 );

@@ -4,6 +4,7 @@
 //   /  /app.js /style.css the web page, no token     (page.ts)
 //   /me /tasks…           the task API, bearer token (tasks.ts)
 //   /recurring-tasks…     recurring tasks, bearer token (recurring.ts)
+//   /metrics              Prometheus metrics, no token (like the probes: counts only, no task contents)
 // Every request must arrive whole within API_REQUEST_TIMEOUT (slow or stalled clients get 408).
 import type { Client } from '@temporalio/client';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
@@ -13,6 +14,7 @@ import { MAX_INFO_BYTES } from '../task/info.ts';
 import { authenticator, parseApiTokens } from './auth.ts';
 import { ApiError, clientErrorHandler, installErrorHandlers } from './errors.ts';
 import { healthRoutes } from './health.ts';
+import { apiRequestDuration, apiRequests, exposeTaskCounts, exposition } from '../metrics.ts';
 import { pageRoutes } from './page.ts';
 import { recurringRoutes } from './recurring.ts';
 import { taskRoutes } from './tasks.ts';
@@ -53,6 +55,19 @@ export function buildApp(deps: ApiDeps, options: { logger?: FastifyServerOptions
     } catch (err) {
       done(err as Error, undefined);
     }
+  });
+
+  // Every answer, by route pattern (never the raw URL: ids would make a series per task).
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    if (route === '/metrics') return;
+    apiRequests.labels({ method: request.method, route, status: String(reply.statusCode) }).inc();
+    apiRequestDuration.labels({ method: request.method, route }).observe(reply.elapsedTime / 1000);
+  });
+  exposeTaskCounts(deps.prisma);
+  app.get('/metrics', async (_request, reply) => {
+    const { contentType, body } = await exposition();
+    return reply.type(contentType).send(body);
   });
 
   healthRoutes(app, deps);

@@ -1,6 +1,7 @@
 // One error shape for every failed request, so clients (and the web page) handle errors in one place:
 //   { "error": { "code": "validation_failed", "message": "…", "fields": [{ "field": "info.image", "message": "…" }] } }
 // `message` says what happened, to what, and what to do; `fields` points at the body fields to fix.
+import { countDatabaseError } from '../metrics.ts';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance } from 'fastify';
@@ -72,6 +73,7 @@ export function installErrorHandlers(app: FastifyInstance, bodyLimit: number): v
     if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
       return reply.code(err.statusCode).send(errorBody('bad_request', err.message));
     }
+    countDatabaseError(err);
     request.log.error({ err }, 'request failed');
     return reply
       .code(500)

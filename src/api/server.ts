@@ -4,6 +4,7 @@
 import { loadConfig } from '../config.ts';
 import { createPrisma } from '../db/client.ts';
 import { connectTemporalClient } from '../temporal.ts';
+import { loggerOptions } from '../log.ts';
 import { buildApp } from './app.ts';
 
 /** Requests are short (Temporal calls have a 5 s deadline); a request still running after this is stuck. */
@@ -15,7 +16,8 @@ async function main(): Promise<void> {
   const client = await connectTemporalClient(config).catch((err: unknown) => {
     throw new Error(`cannot connect to Temporal at ${config.TEMPORAL_ADDRESS} (TEMPORAL_ADDRESS): ${String(err)}`);
   });
-  const app = buildApp({ config, prisma, client }, { logger: { level: config.API_LOG_LEVEL } });
+  // One JSON line per event (pino); the Authorization header and any task `info` are redacted.
+  const app = buildApp({ config, prisma, client }, { logger: loggerOptions(config.API_LOG_LEVEL, 'nightwatch-api') });
 
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {

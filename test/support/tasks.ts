@@ -86,6 +86,9 @@ export function spawnWorker(config: Config, env: Record<string, string> = {}): W
       KUBECONFIG: config.KUBECONFIG ?? '',
       ALLOWED_NAMESPACES: config.ALLOWED_NAMESPACES.join(','),
       POD_ANNOTATIONS_ALLOWED: config.POD_ANNOTATIONS_ALLOWED.join(','),
+      // Many workers run at once in tests: no metrics ports unless a test asks for them.
+      WORKER_METRICS_PORT: '0',
+      TEMPORAL_METRICS_PORT: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
