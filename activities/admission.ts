@@ -3,7 +3,7 @@
 // whose users are at the cap, so it does not start workflows only to have them wait.
 import type { PrismaClient } from '../src/db/client.ts';
 import { admit, withinCaps, type Admission } from '../src/db/user-cap.ts';
-import type { TaskRef } from './database.ts';
+import type { LoadedTask, TaskRef } from './database.ts';
 
 export interface AdmissionPolicy {
   /** MAX_TASKS_IN_PROGRESS_PER_USER; 0 means no cap. */
@@ -31,4 +31,19 @@ export function createAdmissionActivities(prisma: PrismaClient, policy: Admissio
 export function startableWithinUserCaps(prisma: PrismaClient, policy: AdmissionPolicy): ((tasks: TaskRef[]) => Promise<TaskRef[]>) | undefined {
   const cap = policy.maxTasksInProgressPerUser;
   return cap > 0 ? (tasks) => withinCaps(prisma, tasks, cap) : undefined;
+}
+
+/**
+ * loadTask, telling the workflow whether the per-user cap applies, so an uncapped deployment's
+ * tasks skip admission entirely (no admitTask step, no patch marker: 3 history events a task).
+ */
+export function loadTaskWithCap(
+  loadTask: (taskId: string) => Promise<LoadedTask | null>,
+  policy: AdmissionPolicy,
+): (taskId: string) => Promise<LoadedTask | null> {
+  if (policy.maxTasksInProgressPerUser <= 0) return loadTask;
+  return async (taskId) => {
+    const task = await loadTask(taskId);
+    return task && { ...task, capped: true };
+  };
 }

@@ -23,7 +23,10 @@ export interface TaskRef {
   attempt: number;
 }
 
-export type LoadedTask = TaskRef & ({ valid: true; info: TaskInfo } | { valid: false; reason: string });
+export type LoadedTask = TaskRef & {
+  /** Set when a per-user cap is configured: the task must be admitted first (activities/admission.ts). */
+  capped?: true;
+} & ({ valid: true; info: TaskInfo } | { valid: false; reason: string });
 
 export interface StatusWrite {
   taskId: string;

@@ -4,7 +4,7 @@ import type { Client } from '@temporalio/client';
 import type { PrismaClient } from '../src/db/client.ts';
 import type { KubeClients } from '../src/kubernetes.ts';
 import { podOptions, type Policy } from '../src/policy.ts';
-import { createAdmissionActivities, startableWithinUserCaps } from './admission.ts';
+import { createAdmissionActivities, loadTaskWithCap, startableWithinUserCaps } from './admission.ts';
 import { createDatabaseActivities } from './database.ts';
 import { createKubernetesActivities, type JobLookup } from './kubernetes.ts';
 import { createRecurringActivities } from './recurring.ts';
@@ -29,8 +29,10 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   const admission = { maxTasksInProgressPerUser: deps.maxTasksInProgressPerUser ?? 0 };
   const measure = measurements(deps);
+  const database = createDatabaseActivities(deps.prisma, deps.policy, measure);
   return {
-    ...createDatabaseActivities(deps.prisma, deps.policy, measure),
+    ...database,
+    loadTask: loadTaskWithCap(database.loadTask, admission),
     ...createKubernetesActivities(deps.kube, deps.jobs, podOptions(deps.policy), measure),
     ...createTemporalActivities(deps.temporal, { startable: startableWithinUserCaps(deps.prisma, admission) }),
     ...createRecurringActivities(deps.prisma, deps.temporal),

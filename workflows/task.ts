@@ -121,7 +121,12 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
     if (signalled === null || progress(seen) >= progress(signalled)) signalled = seen;
   });
   const watched = patched(JOB_WATCH_PATCH);
-  const podStatus = watched && patched(POD_STATUS_PATCH);
+  /**
+   * Asked only when an observation says more than a status (a waiting reason, a refusal), so the
+   * patch marker (two history events) is recorded by the tasks that need it, not by every task.
+   */
+  let podStatusOn: boolean | undefined;
+  const podStatus = () => (podStatusOn ??= watched && patched(POD_STATUS_PATCH));
   /** The waiting reason the row shows (written by this run or carried over), and the last one that was not empty. */
   let waitingShown: string | null = input.observing?.waiting ?? null;
   let lastWaiting: string | null = waitingShown;
@@ -142,7 +147,8 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
       if (!loaded.valid) return finish(task, TaskStatus.Failed, loaded.reason);
       const info = loaded.info;
       let admitted = false;
-      if (patched(USER_CAP_PATCH)) {
+      // Only a capped deployment asks (and records the patch): the rest skip the step altogether.
+      if (loaded.capped && patched(USER_CAP_PATCH)) {
         const admission = await db.admitTask({ taskId: task.id, attempt: task.attempt, userId: task.userId });
         if (admission.outcome === 'held') return { status: TaskStatus.Normal, reason: admission.reason };
         if (admission.outcome === 'moved') return stopFor(task, admission.current);
@@ -257,13 +263,15 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
     const problem = observationProblem(task, seen);
     if (problem) return { done: await finish(task, TaskStatus.Failed, problem) };
     const job = seen as Extract<JobObservation, { owned: true }>;
-    if (podStatus) {
+    const saysMore = job.refused === true || (job.status === TaskStatus.Pending && (job.reason !== undefined || waitingShown !== null));
+    if (saysMore && podStatus()) {
       const step = await applyPodStatus(task, job);
       if (step) return step;
     }
     if (job.status === task.status || !statusesBefore(job.status).includes(task.status as TaskStatus)) return { task, moved: false };
     let reason = job.reason ?? null;
-    if (podStatus && job.status === TaskStatus.Failed && task.status === TaskStatus.Pending && lastWaiting !== null) {
+    // lastWaiting is only ever set with the patch on.
+    if (job.status === TaskStatus.Failed && task.status === TaskStatus.Pending && lastWaiting !== null) {
       // It ended without ever running: why it never ran is the news (the Job's own deadline
       // message would say the task "ran longer" than its timeout).
       const why = lastWaiting.replace(/^waiting: /, '');

@@ -42,8 +42,9 @@ const stubs: Partial<Activities> = {
     const { info, reason: _r, ...ref } = w.row;
     try {
       const parsed = JSON.parse(info) as { image?: string };
-      if (!parsed.image) return { ...ref, valid: false, reason: 'info.image is required' };
-      return { ...ref, valid: true, info: { image: parsed.image } as never };
+      const capped = w.admission === 'uncapped' ? {} : { capped: true as const };
+      if (!parsed.image) return { ...ref, ...capped, valid: false, reason: 'info.image is required' };
+      return { ...ref, ...capped, valid: true, info: { image: parsed.image } as never };
     } catch {
       return { ...ref, valid: false, reason: 'info is not valid JSON' };
     }
@@ -131,6 +132,11 @@ describe('taskWorkflow', () => {
     expect(w.calls.filter((c) => c.startsWith('markStatus'))).toEqual(['markStatus:Pending', 'markStatus:Running', 'markStatus:Succeeded']);
     expect(w.calls.filter((c) => c === 'createJob')).toHaveLength(1);
     expect(reads(w)).toEqual([]);
+    // Uncapped, with nothing to say but statuses: no admission step, and only the job-watch patch recorded.
+    expect(w.calls.some((c) => c.startsWith('admitTask'))).toBe(false);
+    const { events } = await handle.fetchHistory();
+    const patches = (events ?? []).filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch');
+    expect(patches).toHaveLength(1);
   });
 
   it('reads the Job itself when the watch stays silent, so a lost signal costs only time', async () => {
