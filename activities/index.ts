@@ -33,7 +33,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...database,
     loadTask: loadTaskWithCap(database.loadTask, admission),
-    ...createKubernetesActivities(deps.kube, deps.jobs, podOptions(deps.policy), measure),
+    ...createKubernetesActivities(deps.kube, deps.jobs, podOptions(deps.policy), { ...measure, classicTaskInfo: classicTaskInfo(deps.prisma) }),
     ...createTemporalActivities(deps.temporal, { startable: startableWithinUserCaps(deps.prisma, admission) }),
     ...createRecurringActivities(deps.prisma, deps.temporal),
     ...createAdmissionActivities(deps.prisma, admission),
@@ -42,6 +42,14 @@ export function createActivities(deps: ActivityDeps) {
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+
+/**
+ * The row's `info` as stored, to recognise the Job the classic Go nightwatch made for it
+ * (src/task/classic-job.ts). Read only when a Job without this task's labels holds the task's name.
+ */
+function classicTaskInfo(prisma: PrismaClient) {
+  return async (taskId: string) => (await prisma.task.findUnique({ where: { id: BigInt(taskId) }, select: { info: true } }))?.info ?? null;
+}
 
 /**
  * The two latencies that need a read besides the activity's own (one primary-key lookup each, made

@@ -8,6 +8,7 @@ import type { KubeClients } from '../src/kubernetes.ts';
 import { kubernetesErrors } from '../src/metrics.ts';
 import { classifyKubernetesError, readKubernetesStatus, type ClassifiedKubernetesError } from '../src/task/errors.ts';
 import type { TaskInfo } from '../src/task/info.ts';
+import { adoptionLabels, CLASSIC_ATTEMPT, classicJobMismatch } from '../src/task/classic-job.ts';
 import { buildJob, isOwnedByTask, jobAttempt, type PodOptions } from '../src/task/job.ts';
 import { observeJobObject, type JobObservation, type JobSurroundings } from '../src/task/job-status.ts';
 import type { TaskRef } from './database.ts';
@@ -78,6 +79,12 @@ function settledByJob(job: V1Job): boolean {
 export interface KubernetesHooks {
   /** This attempt's Job was just created (for the time since the row was submitted). */
   onJobCreated?: (taskId: string) => void;
+  /**
+   * The row's `info` as stored, or null when the row is gone: lets a Job the classic Go nightwatch
+   * made for the row be recognised and adopted (src/task/classic-job.ts). Without it a Job without
+   * nightwatch's labels is never this task's.
+   */
+  classicTaskInfo?: (taskId: string) => Promise<string | null>;
 }
 
 export function createKubernetesActivities(
@@ -135,6 +142,47 @@ export function createKubernetesActivities(
     }
   }
 
+  /** Whether `job`, which carries no nightwatch label of this task, is the Job the classic nightwatch made for the row. */
+  async function isClassicJobOf(job: V1Job, ref: JobRef): Promise<boolean> {
+    if (!hooks.classicTaskInfo || isOwnedByTask(job, ref.taskId)) return false;
+    const info = await hooks.classicTaskInfo(ref.taskId);
+    return info !== null && classicJobMismatch(job, { name: ref.name, namespace: ref.namespace, info }) === null;
+  }
+
+  /**
+   * Adopt a classic nightwatch Job as this task's first attempt: label it as nightwatch labels its
+   * own (a JSON patch that applies only to the very object that was matched: same uid and
+   * resourceVersion), so the worker's Job watch follows it from then on. Without the right to
+   * patch Jobs the labels are added in memory only and the task's workflow follows the Job by
+   * reading it. Returns the Job as this task's, or null when it is not the classic Job of this row.
+   */
+  async function adoptClassicJob(job: V1Job, ref: JobRef): Promise<V1Job | null> {
+    if ((ref.attempt ?? CLASSIC_ATTEMPT) !== CLASSIC_ATTEMPT || !(await isClassicJobOf(job, ref))) return null;
+    const labels = adoptionLabels(job, ref.taskId);
+    try {
+      return await batch.patchNamespacedJob({
+        name: ref.name,
+        namespace: ref.namespace,
+        body: [
+          { op: 'test', path: '/metadata/uid', value: job.metadata?.uid },
+          { op: 'test', path: '/metadata/resourceVersion', value: job.metadata?.resourceVersion },
+          { op: 'add', path: '/metadata/labels', value: labels },
+        ],
+      });
+    } catch (err) {
+      const code = err instanceof ApiException ? err.code : undefined;
+      if (code === 403) return { ...job, metadata: { ...job.metadata, labels } };
+      if (code === 404 || code === 409 || code === 422) {
+        // Changed or gone since it was read (a failed `test`): look again rather than label another object.
+        throw ApplicationFailure.retryable(
+          `the classic nightwatch Job ${ref.namespace}/${ref.name} changed while it was being adopted; reading it again`,
+          FailureType.KubernetesUnavailable,
+        );
+      }
+      throw toFailure(ref.taskId, err);
+    }
+  }
+
   return {
     async createJob(input: { task: TaskRef; info: TaskInfo }): Promise<CreateJobResult> {
       const { task, info } = input;
@@ -153,6 +201,13 @@ export function createKubernetesActivities(
           `Job ${task.namespace}/${task.name} was deleted while it was being created; trying again`,
           FailureType.KubernetesUnavailable,
         );
+      }
+      if (!isOwnedByTask(existing, task.id) && (await isClassicJobOf(existing, ref))) {
+        // The classic nightwatch created this row's Job (and stopped before it marked the row Pending):
+        // it is the first attempt's; a later attempt replaces it as it would its own.
+        if (task.attempt === CLASSIC_ATTEMPT && (await adoptClassicJob(existing, { ...ref, attempt: task.attempt }))) return 'adopted';
+        if (!existing.metadata?.deletionTimestamp) await deleteJobObject(existing, ref);
+        return 'replacing';
       }
       if (!isOwnedByTask(existing, task.id)) {
         throw ApplicationFailure.nonRetryable(
@@ -178,7 +233,9 @@ export function createKubernetesActivities(
           return observeJobObject(cached, ref.taskId, jobs?.surroundings(cached) ?? (await readSurroundings(cached, ref.taskId)));
         }
       }
-      const job = await readJob(ref);
+      const read = await readJob(ref);
+      // A row the classic nightwatch left in progress: its Job becomes this task's (attempt 1).
+      const job = read && !isOwnedByTask(read, ref.taskId) ? ((await adoptClassicJob(read, ref)) ?? read) : read;
       return observeJobObject(job, ref.taskId, job && isOwnedByTask(job, ref.taskId) ? await readSurroundings(job, ref.taskId) : {});
     },
 
@@ -186,7 +243,7 @@ export function createKubernetesActivities(
     async deleteJob(ref: JobRef): Promise<'deleted' | 'absent' | 'not-owned'> {
       const job = await readJob(ref);
       if (!job) return 'absent';
-      if (!isOwnedByTask(job, ref.taskId)) return 'not-owned';
+      if (!isOwnedByTask(job, ref.taskId) && !(await isClassicJobOf(job, ref))) return 'not-owned';
       await deleteJobObject(job, ref);
       return 'deleted';
     },

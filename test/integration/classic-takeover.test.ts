@@ -3,12 +3,17 @@
 // migration runner, and a row it left in progress is adopted with its classic Job.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import type { V1Job } from '@kubernetes/client-node';
 import mariadb from 'mariadb';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectionOptions } from '../../src/db/client.ts';
 import { BASELINE_MIGRATION } from '../../src/db/classic.ts';
 import { MigrationError, migrate } from '../../src/db/migrate.ts';
+import { ATTEMPT_LABEL, MANAGED_BY_LABEL, TASK_ID_LABEL } from '../../src/task/job.ts';
+import { dispatchWorkflow, reconcileWorkflow } from '../../workflows/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { connectStack, startWorker, testConfig } from '../support/stack.ts';
+import { waitForStatus } from '../support/tasks.ts';
 
 const databases: TestDatabase[] = [];
 afterAll(async () => {
@@ -196,4 +201,119 @@ describe('db:migrate on a classic nightwatch database', () => {
     expect(await tableShape(db.url, 'task')).toEqual(before);
     expect(await sql(db.url, "SHOW TABLES LIKE '\\_prisma\\_migrations'")).toHaveLength(0);
   });
+});
+
+/**
+ * The Job the classic nightwatch makes for a row (internal/watcher/task/task.go, toJob): named after
+ * the task, no labels, backoffLimit 1, pod label app=task-job, one container `task` from the row's
+ * info, restartPolicy Never. Plus the local cluster's KWOK annotation, so its pod runs for `runFor`.
+ */
+function classicJob(name: string, info: { image: string; command?: string[]; args?: string[] }, runFor: string): V1Job {
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name },
+    spec: {
+      backoffLimit: 1,
+      template: {
+        metadata: { labels: { app: 'task-job' }, annotations: { 'nightwatch.io/kwok-run-duration': runFor } },
+        spec: {
+          containers: [{ name: 'task', image: info.image, ...(info.command && { command: info.command }), ...(info.args && { args: info.args }) }],
+          restartPolicy: 'Never',
+        },
+      },
+    },
+  };
+}
+
+describe('in-flight rows of a classic nightwatch, after db:migrate', () => {
+  it('are adopted with their classic Jobs and end as those Jobs do, with no second Job; a stranger Job of the same name is left alone', async () => {
+    const stack = await connectStack(testConfig());
+    let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
+    try {
+      const ns = stack.namespace;
+      const url = stack.config.DATABASE_URL;
+      // The file's database as the classic system leaves it: only its table, no migration history.
+      for (const table of ['_prisma_migrations', 'task_archive', 'recurring_task', 'task']) await sql(url, `DROP TABLE IF EXISTS \`${table}\``);
+      await sql(url, CLASSIC_TASK_TABLE);
+      // Ids of their own: nightwatch labels Jobs with them, and workflow ids carry the file's prefix.
+      const base = 1_000_000 + Math.floor(Math.random() * 1_000_000_000);
+      const info = (seconds: string) => ({ image: 'alpine', command: ['sleep'], args: [seconds] });
+      const rows = {
+        // Running when taken over; its Job ends a while after adoption (followed through the watch once labelled).
+        running: { id: base + 1, name: 'classic-running', status: 'Running', info: info('12'), runFor: '12s' },
+        // Its Job finished while nobody watched: adopted and final at the first look.
+        finished: { id: base + 2, name: 'classic-finished', status: 'Pending', info: info('1'), runFor: '500ms' },
+        // The classic system made its Job and stopped before marking it Pending: the dispatcher adopts it.
+        unmarked: { id: base + 3, name: 'classic-unmarked', status: 'Normal', info: info('2'), runFor: '2s' },
+        // A Job of the same name that the classic system did not make for this row (another image).
+        stranger: { id: base + 4, name: 'classic-stranger', status: 'Running', info: info('5'), runFor: '60s' },
+        // Final rows stay as they are.
+        done: { id: base + 5, name: 'classic-done', status: 'Succeeded', info: info('1'), runFor: '' },
+      };
+      for (const r of Object.values(rows)) {
+        await sql(url, 'INSERT INTO task (id, name, namespace, info, status, user_id) VALUES (?, ?, ?, ?, ?, ?)', [r.id, r.name, ns, JSON.stringify(r.info), r.status, 7]);
+      }
+      for (const r of [rows.running, rows.finished, rows.unmarked]) {
+        await stack.kube.batch.createNamespacedJob({ namespace: ns, body: classicJob(r.name, r.info, r.runFor) });
+      }
+      await stack.kube.batch.createNamespacedJob({ namespace: ns, body: classicJob(rows.stranger.name, { ...rows.stranger.info, image: 'busybox' }, rows.stranger.runFor) });
+      const uidOf = async (name: string) => (await stack.kube.batch.readNamespacedJob({ name, namespace: ns })).metadata!.uid!;
+      const classicUids = Object.fromEntries(await Promise.all(Object.values(rows).filter((r) => r.runFor).map(async (r) => [r.name, await uidOf(r.name)] as const)));
+
+      const upgrade = await migrate(url);
+      expect(upgrade.takeover?.[0]).toMatch(/classic nightwatch `task` table \(5 rows\)/);
+      expect(upgrade.alreadyApplied).toEqual([BASELINE_MIGRATION]);
+
+      worker = await startWorker(stack);
+      const run = async (workflow: typeof reconcileWorkflow | typeof dispatchWorkflow, name: string) =>
+        stack.client.workflow.execute(workflow, {
+          taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+          workflowId: `${stack.config.WORKFLOW_ID_PREFIX}${name}`,
+          args: [{ idPrefix: stack.config.WORKFLOW_ID_PREFIX }],
+        });
+      expect(await run(reconcileWorkflow, 'reconcile-1')).toMatchObject({ started: 3 });
+      expect(await run(dispatchWorkflow, 'dispatch-1')).toMatchObject({ started: 1 });
+
+      const id = (r: { id: number }) => BigInt(r.id);
+      const finished = await waitForStatus(stack, id(rows.finished), ['Succeeded', 'Failed']);
+      expect(finished).toMatchObject({ status: 'Succeeded', attempt: 1, reason: null });
+      const unmarked = await waitForStatus(stack, id(rows.unmarked), ['Succeeded', 'Failed']);
+      expect(unmarked).toMatchObject({ status: 'Succeeded', attempt: 1, reason: null });
+      const stranger = await waitForStatus(stack, id(rows.stranger), ['Succeeded', 'Failed']);
+      expect(stranger.status).toBe('Failed');
+      expect(stranger.reason).toMatch(/belongs to another task/);
+
+      // Still in progress after adoption, then Succeeded once its classic Job completes: through the
+      // Job watch (the labels), well before the workflow's first quiet read at 60 s.
+      const midway = await stack.prisma.task.findUniqueOrThrow({ where: { id: id(rows.running) } });
+      expect(['Pending', 'Running']).toContain(midway.status);
+      const running = await waitForStatus(stack, id(rows.running), ['Succeeded', 'Failed'], 90_000);
+      expect(running).toMatchObject({ status: 'Succeeded', attempt: 1, reason: null });
+      const job = await stack.kube.batch.readNamespacedJob({ name: rows.running.name, namespace: ns });
+      const completed = new Date(job.status!.completionTime!).getTime();
+      expect(running.finishedAt!.getTime() - completed, 'from the Job completing to the row Succeeded, in ms').toBeLessThan(20_000);
+
+      // Each adopted Job is the classic one (same uid), now carrying nightwatch's labels for its row,
+      // attempt 1, beside its own; the stranger is untouched. No task ever got a second Job.
+      for (const r of [rows.running, rows.finished, rows.unmarked]) {
+        const adopted = await stack.kube.batch.readNamespacedJob({ name: r.name, namespace: ns });
+        expect(adopted.metadata!.uid).toBe(classicUids[r.name]);
+        expect(adopted.metadata!.labels).toMatchObject({ [MANAGED_BY_LABEL]: 'nightwatch', [TASK_ID_LABEL]: String(r.id), [ATTEMPT_LABEL]: '1' });
+        expect(adopted.spec!.template.metadata!.labels).toMatchObject({ app: 'task-job' });
+      }
+      const strangerJob = await stack.kube.batch.readNamespacedJob({ name: rows.stranger.name, namespace: ns });
+      expect(strangerJob.metadata!.uid).toBe(classicUids[rows.stranger.name]);
+      expect(strangerJob.metadata!.labels ?? {}).not.toHaveProperty(MANAGED_BY_LABEL);
+      await stack.jobs.sync();
+      for (const r of Object.values(rows)) {
+        const runs = stack.jobs.runsNamed(ns, r.name);
+        expect(runs.map((j) => j.uid), `Jobs ever named ${r.name}: ${stack.jobs.describe(runs)}`).toEqual(r.runFor ? [classicUids[r.name]] : []);
+      }
+      expect(await stack.prisma.task.findUniqueOrThrow({ where: { id: id(rows.done) } })).toMatchObject({ status: 'Succeeded' });
+    } finally {
+      await worker?.stop();
+      await stack.close();
+    }
+  }, 180_000);
 });
