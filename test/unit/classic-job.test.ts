@@ -1,6 +1,8 @@
 // Which Jobs count as the classic Go nightwatch's Job for a row (src/task/classic-job.ts).
-import type { V1Job } from '@kubernetes/client-node';
+import { ApiException, type V1Job } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
+import { createKubernetesActivities } from '../../activities/kubernetes.ts';
+import type { KubeClients } from '../../src/kubernetes.ts';
 import { adoptionLabels, classicJobMismatch } from '../../src/task/classic-job.ts';
 
 const task = { name: 'demo-task-1', namespace: 'default', info: '{"image":"alpine","command":["sleep"],"args":["60"]}' };
@@ -61,5 +63,51 @@ describe('adoptionLabels', () => {
     const job = classicJob();
     job.metadata!.labels = { team: 'a' };
     expect(adoptionLabels(job, '42')).toEqual({ team: 'a', 'app.kubernetes.io/managed-by': 'nightwatch', 'nightwatch.io/task-id': '42', 'nightwatch.io/attempt': '1' });
+  });
+});
+
+describe('observeJob on a classic Job (activities/kubernetes.ts)', () => {
+  const info = task.info;
+  const ref = { taskId: '42', name: task.name, namespace: task.namespace, attempt: 1 };
+  const running = (): V1Job => ({ ...classicJob(), metadata: { ...classicJob().metadata, resourceVersion: '7' }, status: { active: 1, ready: 1 } });
+  function activities(patch: (req: unknown) => Promise<V1Job>) {
+    const batch = { readNamespacedJob: async () => running(), patchNamespacedJob: patch } as unknown as KubeClients['batch'];
+    const core = { listNamespacedPod: async () => ({ items: [] }), listNamespacedEvent: async () => ({ items: [] }) } as unknown as KubeClients['core'];
+    return createKubernetesActivities({ batch, core }, undefined, {}, { classicTaskInfo: async () => info });
+  }
+
+  it('labels the matched Job (guarded by uid and resourceVersion) and follows it as attempt 1', async () => {
+    const requests: unknown[] = [];
+    const acts = activities(async (req) => {
+      requests.push(req);
+      const job = running();
+      return { ...job, metadata: { ...job.metadata, labels: adoptionLabels(job, '42') } };
+    });
+    expect(await acts.observeJob(ref)).toMatchObject({ exists: true, owned: true, attempt: 1, status: 'Running' });
+    expect(requests).toEqual([
+      {
+        name: task.name,
+        namespace: task.namespace,
+        body: [
+          { op: 'test', path: '/metadata/uid', value: 'u1' },
+          { op: 'test', path: '/metadata/resourceVersion', value: '7' },
+          { op: 'add', path: '/metadata/labels', value: adoptionLabels(running(), '42') },
+        ],
+      },
+    ]);
+  });
+
+  it('adopts it all the same when the worker may not patch Jobs (403)', async () => {
+    const acts = activities(async () => {
+      throw new ApiException(403, 'forbidden', {}, {});
+    });
+    expect(await acts.observeJob(ref)).toMatchObject({ exists: true, owned: true, attempt: 1, status: 'Running' });
+  });
+
+  it('does not adopt it for a later attempt, nor label it', async () => {
+    const acts = activities(async () => {
+      throw new Error('must not patch');
+    });
+    expect(await acts.observeJob({ ...ref, attempt: 2 })).toEqual({ exists: true, owned: false });
   });
 });
