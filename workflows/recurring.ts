@@ -17,6 +17,7 @@ import {
   isCancellation,
   ParentClosePolicy,
   proxyActivities,
+  proxyLocalActivities,
   sleep,
   startChild,
   workflowInfo,
@@ -34,6 +35,14 @@ export function recurringWorkflowId(recurringTaskId: string, prefix = ''): strin
 
 // Short steps (a row insert, a describe, signals): a worker that dies in one is replaced within 10 s.
 const acts = proxyActivities<Activities>({
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+});
+
+// The run's row is written by a local activity, in the run's first workflow task: no round trip
+// through the task queue between the scheduled time and the row (it is idempotent on the unique
+// (name, namespace) key, so a retry after a crash writes nothing twice).
+const local = proxyLocalActivities<Activities>({
   startToCloseTimeout: '10s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
 });
@@ -61,7 +70,7 @@ export async function recurringRunWorkflow(input: RecurringRunInput): Promise<Re
   const scheduledAt = info.typedSearchAttributes.get(SCHEDULED_START) ?? info.startTime;
   const scheduleId = info.typedSearchAttributes.get(SCHEDULED_BY) ?? null;
   const idPrefix = input.idPrefix ?? '';
-  const run = await acts.createRecurringRun({ recurringTaskId: input.recurringTaskId, scheduledAt: scheduledAt.toISOString(), scheduleId });
+  const run = await local.createRecurringRun({ recurringTaskId: input.recurringTaskId, scheduledAt: scheduledAt.toISOString(), scheduleId });
   if (run === null) return { taskId: null, status: 'RecurringTaskDeleted' };
   if (run.overlap === 'TERMINATE_OTHER' || run.overlap === 'CANCEL_OTHER') {
     // A terminated run could not cancel its own task; the task is an abandoned child and would run on.

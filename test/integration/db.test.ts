@@ -93,7 +93,7 @@ describe('migrate', () => {
       'SELECT table_name AS name FROM information_schema.tables WHERE table_schema = ?',
       [database],
     );
-    expect(tables.map((t) => t.name).sort()).toEqual(['_prisma_migrations', 'task']);
+    expect(tables.map((t) => t.name).sort()).toEqual(['_prisma_migrations', 'recurring_task', 'task', 'task_archive']);
   });
 
   it('keeps _prisma_migrations as Prisma Migrate does', async () => {
