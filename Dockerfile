@@ -2,7 +2,7 @@
 # nightwatch's image: the worker (default command) and the API (`src/api/server.ts`) from one image.
 #   docker build -t registry.example.com/platform/nightwatch:0.1.0 .
 # Three stages: `build` installs everything, generates the Prisma client and prebuilds the workflow
-# bundle; `runtime-deps` installs the production dependencies, and tsx apart; the final stage holds only
+# bundle; `runtime-deps` installs the production dependencies; the final stage holds only
 # those, the sources the processes load, the bundle and the migrations, owned by root and run as
 # uid 1000. Pin NODE_IMAGE to a digest in your registry for reproducible builds.
 ARG NODE_IMAGE=node:24-bookworm-slim
@@ -32,11 +32,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # Production dependencies only. No install scripts are needed: the native parts (Temporal's core
 # bridge, SWC, esbuild) come as prebuilt per-platform packages.
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error
-# The processes run their TypeScript through tsx, as `npm run worker` does. It is a dev dependency
-# (so --omit=dev leaves it out): install the lock's version in a tree of its own.
-RUN npm install --prefix /opt/tsx --ignore-scripts --no-audit --no-fund --loglevel=error \
-      "tsx@$(node -p 'require("./package-lock.json").packages["node_modules/tsx"].version')" \
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error \
  && npm cache clean --force
 
 FROM ${NODE_IMAGE}
@@ -44,7 +40,6 @@ WORKDIR /app
 ENV NODE_ENV=production \
     WORKFLOW_BUNDLE_PATH=/app/lib/workflow-bundle.js
 COPY --from=runtime-deps /app/node_modules ./node_modules
-COPY --from=runtime-deps /opt/tsx /opt/tsx
 COPY package.json tsconfig.json ./
 COPY --from=build /app/src ./src
 COPY --from=build /app/activities ./activities
@@ -52,9 +47,11 @@ COPY --from=build /app/workflows ./workflows
 COPY --from=build /app/prisma/migrations ./prisma/migrations
 COPY --from=build /app/lib/workflow-bundle.js ./lib/workflow-bundle.js
 # The image's `node` user, by number so that runAsNonRoot can check it. Everything above stays
-# root-owned and read-only to it; the only writable path it needs is /tmp (tsx's cache), an
-# emptyDir in deploy/ where the root filesystem is read-only.
+# root-owned and read-only to it. It writes nothing; deploy/ still mounts an emptyDir on /tmp
+# (the root filesystem is read-only there) for libraries that expect one.
 USER 1000:1000
 # node itself is PID 1 and gets SIGTERM: the worker and the API both handle it (graceful shutdown).
-ENTRYPOINT ["node", "--import", "/opt/tsx/node_modules/tsx/dist/loader.mjs"]
+# Node 24 runs the TypeScript itself (type stripping; tsconfig's erasableSyntaxOnly keeps the sources
+# within what it can strip), as `npm run worker` does: no loader, no transform cache.
+ENTRYPOINT ["node"]
 CMD ["src/worker.ts"]

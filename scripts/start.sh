@@ -20,8 +20,8 @@ node=node_modules/.bin/node
 pids=()
 stop() { trap - INT TERM EXIT; kill -TERM "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true; }
 trap stop INT TERM EXIT
-"$node" --import tsx src/worker.ts & pids+=($!)
-"$node" --import tsx src/api/server.ts & pids+=($!)
+"$node" src/worker.ts & pids+=($!)
+"$node" src/api/server.ts & pids+=($!)
 
 api="http://${API_HOST:-127.0.0.1}:${API_PORT:-8080}"
 for _ in $(seq 1 120); do curl -sf "$api/healthz" >/dev/null 2>&1 && break; sleep 0.5; done

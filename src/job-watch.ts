@@ -196,6 +196,17 @@ export function startJobWatch(options: JobWatchOptions): JobWatch {
 
   const handlers: Record<Kind, (o: never, deleted: boolean) => void> = { jobs: onJob, pods: onPod, events: onEvent };
 
+  /**
+   * The informer keeps the very object it hands to its callbacks, one per Job and pod in flight, so
+   * what nothing reads is dropped from it here: every object's managedFields (server-side apply's
+   * bookkeeping, often the largest part) and a pod's spec (only its metadata and status are read:
+   * src/task/job-status.ts). A Job keeps its spec (its deadline, and its template for adoption).
+   */
+  function trim(kind: Kind, object: KubernetesObject): void {
+    if (object.metadata) delete object.metadata.managedFields;
+    if (kind === 'pods') delete (object as V1Pod).spec;
+  }
+
   function makeFor(w: Pick<Watched, 'kind' | 'namespace'> & Partial<Watched>, generation: number) {
     const informer = listWatch(w.kind, w.namespace);
     const current = () => !stopped && w.generation === generation;
@@ -203,6 +214,7 @@ export function startJobWatch(options: JobWatchOptions): JobWatch {
       if (current()) w.lastSignOfLife = Date.now();
     };
     const changed = (deleted: boolean) => (object: KubernetesObject) => {
+      trim(w.kind, object);
       if (!current()) return;
       alive();
       handlers[w.kind](object as never, deleted);

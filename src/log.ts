@@ -62,7 +62,10 @@ const LEVELS: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = 
  * the line's fields; an `error`/`failure` becomes pino's `err`; the task's id is added from the workflow id.
  */
 export class PinoTemporalLogger implements Logger {
-  constructor(private readonly pino: Pino) {}
+  private readonly pino: Pino;
+  constructor(pino: Pino) {
+    this.pino = pino;
+  }
 
   log(level: LogLevel, message: string, meta: LogMetadata = {}): void {
     const fields: Record<string, unknown> = {};

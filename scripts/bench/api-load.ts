@@ -80,7 +80,7 @@ const env = {
   WORKFLOW_ID_PREFIX: `benchload${tag}-`,
 };
 const config = loadConfig(env);
-const api = spawn(process.execPath, ['--import', 'tsx', 'src/api/server.ts'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+const api = spawn(process.execPath, ['src/api/server.ts'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
 const base = `http://127.0.0.1:${port}`;
 for (let waited = 0; ; waited += 200) {
   const up = await fetch(`${base}/healthz`).then((r) => r.ok, () => false);

@@ -1,6 +1,6 @@
 // Benchmark: N tasks at once, side by side with the cluster alone, in one run (issue "Scale").
 //   eval "$(npm run -s stack env)"
-//   npm exec -- tsx scripts/bench/scale.ts [tasks=1000] [--workers=1] [--run=2s] [--no-baseline] [--worker-processes]
+//   npm exec -- tsx scripts/bench/scale.ts [tasks=1000] [--workers=1] [--run=2s] [--no-baseline] [--worker-processes [--tsx] [--worker-node-options='…']]
 // 1. The cluster alone: N Jobs created straight through the Kubernetes API (20 in flight, about
 //    what a worker's concurrent activities amount to), timed until all are Complete.
 // 2. nightwatch: N rows inserted at once with plain SQL, the Schedule's default cadence, worker(s)
@@ -40,6 +40,10 @@ const runFor = flag('run', '2s');
 const baseline = !args.includes('--no-baseline');
 /** Workers as separate `npm run worker` processes: their own RSS is measured, but not their requests and writes. */
 const workerProcesses = args.includes('--worker-processes');
+/** Those processes run through tsx's loader, as `npm run worker` did before Node ran the TypeScript itself (to compare). */
+const workerThroughTsx = args.includes('--tsx');
+/** NODE_OPTIONS for those processes (e.g. a heap limit), without limiting this one. */
+const workerNodeOptions = flag('worker-node-options', '');
 const tag = randomBytes(3).toString('hex');
 const kube = createKubeClients(process.env.KUBECONFIG);
 const podAnnotations: Record<string, string> = runFor === '2s' ? {} : { 'nightwatch.io/kwok-run-duration': runFor };
@@ -173,9 +177,9 @@ function rssMb(pid: number): number {
   return line ? Number(line[1]) / 1024 : NaN;
 }
 
-/** `npm run worker` (node with tsx's loader, as the script runs it) for this run's configuration. */
+/** `npm run worker` (node running the TypeScript itself, as the script does) for this run's configuration. */
 async function spawnWorkerProcess(config: Config): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../src/worker.ts')], {
+  const child = spawn(process.execPath, [...(workerThroughTsx ? ['--import', 'tsx'] : []), join(import.meta.dirname, '../../src/worker.ts')], {
     env: {
       ...process.env,
       DATABASE_URL: config.DATABASE_URL,
@@ -183,6 +187,7 @@ async function spawnWorkerProcess(config: Config): Promise<ChildProcess> {
       WORKFLOW_ID_PREFIX: config.WORKFLOW_ID_PREFIX,
       WORKFLOW_BUNDLE_PATH: config.WORKFLOW_BUNDLE_PATH!,
       ALLOWED_NAMESPACES: config.ALLOWED_NAMESPACES.join(','),
+      ...(workerNodeOptions ? { NODE_OPTIONS: workerNodeOptions } : {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -376,7 +381,9 @@ row(
 );
 row('Job end → row, median / p90', `${nw.lagMedianMs} ms / ${nw.lagP90Ms} ms`);
 row('most tasks in flight (Pending or Running) at once', String(nw.mostInFlight));
-const whose = workerProcesses ? 'largest worker process' : 'worker + benchmark';
+const whose = workerProcesses
+  ? `largest worker process${workerThroughTsx ? ', through tsx' : ''}${workerNodeOptions ? `, NODE_OPTIONS=${workerNodeOptions}` : ''}`
+  : 'worker + benchmark';
 row(`RSS with ≥ 95% of tasks in flight (${whose})`, nw.rssWhileInFlight ? `${nw.rssWhileInFlight.toFixed(0)} MB` : 'n/a (never that many at once)');
 row(`RSS during the batch, max (${whose})`, `${nw.rssDuringBatch.toFixed(0)} MB`);
 

@@ -17,13 +17,14 @@ export interface ErrorBody {
 
 /** Thrown by route handlers; the error handler turns it into the response. */
 export class ApiError extends Error {
-  constructor(
-    readonly statusCode: number,
-    readonly code: string,
-    message: string,
-    readonly fields?: FieldProblem[],
-  ) {
+  readonly statusCode: number;
+  readonly code: string;
+  readonly fields?: FieldProblem[];
+  constructor(statusCode: number, code: string, message: string, fields?: FieldProblem[]) {
     super(message);
+    this.statusCode = statusCode;
+    this.code = code;
+    this.fields = fields;
   }
 }
 

@@ -30,12 +30,10 @@ export interface MigrateOptions {
  */
 export class MigrationError extends Error {
   override name = 'MigrationError';
-  constructor(
-    message: string,
-    readonly code: string,
-    options?: ErrorOptions,
-  ) {
+  readonly code: string;
+  constructor(message: string, code: string, options?: ErrorOptions) {
     super(message, options);
+    this.code = code;
   }
 }
 

@@ -95,6 +95,27 @@ describe('the Job watch', () => {
     expect(worker.watch.stats.signalErrors).toBe(0);
   });
 
+  it('keeps of each Job and pod only what is read: no managedFields, no pod spec', async () => {
+    worker = await startWorker(stack);
+    await worker.watch.ready;
+    const task = await startTask({ image: 'alpine', ...runFor('3s') });
+    await waitForStatus(stack, task.id, ['Running']);
+    const job = worker.watch.cached(task.namespace, task.name);
+    expect(job?.metadata?.labels).toBeDefined();
+    expect(job?.spec?.template).toBeDefined();
+    expect(job?.metadata?.managedFields).toBeUndefined();
+    const pods = worker.watch.surroundings(job!)?.pods ?? [];
+    expect(pods.length).toBe(1);
+    expect(pods[0]!.status?.phase).toBe('Running');
+    expect(pods[0]!.metadata?.managedFields).toBeUndefined();
+    expect(pods[0]!.spec).toBeUndefined();
+    // The API server does send them; the watch drops them.
+    const fromServer = await stack.kube.core.listNamespacedPod({ namespace: task.namespace, labelSelector: `job-name=${task.name}` });
+    expect(fromServer.items[0]?.metadata?.managedFields?.length).toBeGreaterThan(0);
+    expect(fromServer.items[0]?.spec?.containers.length).toBe(1);
+    expect((await waitForStatus(stack, task.id, ['Succeeded', 'Failed'])).status).toBe('Succeeded');
+  });
+
   it('finishes a task by reading its Job when the watch has stopped', async () => {
     worker = await startWorker({ ...stack, kube: countedKube() });
     await worker.watch.ready;

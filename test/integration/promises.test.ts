@@ -123,9 +123,9 @@ describe('worker shutdown', () => {
 describe('invalid configuration', () => {
   const API_ENTRY = fileURLToPath(new URL('../../src/api/server.ts', import.meta.url));
 
-  /** Run `npm run api` (node with tsx's loader) to its exit. */
+  /** Run `npm run api` (node running the TypeScript itself) to its exit. */
   function runApi(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-    const child = spawn(process.execPath, ['--import', 'tsx', API_ENTRY], {
+    const child = spawn(process.execPath, [API_ENTRY], {
       env: { ...process.env, DATABASE_URL: stack.config.DATABASE_URL, API_PORT: '0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

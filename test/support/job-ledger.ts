@@ -44,10 +44,12 @@ export class JobLedger {
   /** Anything that may have made the record incomplete; every assertion fails while this is not empty. */
   readonly problems: string[] = [];
 
-  private constructor(
-    private readonly kubeconfig: KubeConfig,
-    readonly namespaces: readonly string[],
-  ) {
+  private readonly kubeconfig: KubeConfig;
+  readonly namespaces: readonly string[];
+
+  private constructor(kubeconfig: KubeConfig, namespaces: readonly string[]) {
+    this.kubeconfig = kubeconfig;
+    this.namespaces = namespaces;
     this.batch = kubeconfig.makeApiClient(BatchV1Api);
     this.core = kubeconfig.makeApiClient(CoreV1Api);
   }
@@ -193,15 +195,31 @@ class ResourceStream {
   private readonly seenUids = new Set<string>();
   private readonly waiters = new Map<string, () => void>();
 
+  private readonly kubeconfig: KubeConfig;
+  readonly kind: 'jobs' | 'pods';
+  readonly namespace: string;
+  private readonly path: string;
+  private readonly list: () => Promise<{ items: { metadata?: V1ObjectMeta }[]; resourceVersion: string }>;
+  private readonly onObject: (type: string, obj: any) => void;
+  private readonly problems: string[];
+
   constructor(
-    private readonly kubeconfig: KubeConfig,
-    readonly kind: 'jobs' | 'pods',
-    readonly namespace: string,
-    private readonly path: string,
-    private readonly list: () => Promise<{ items: { metadata?: V1ObjectMeta }[]; resourceVersion: string }>,
-    private readonly onObject: (type: string, obj: any) => void,
-    private readonly problems: string[],
-  ) {}
+    kubeconfig: KubeConfig,
+    kind: 'jobs' | 'pods',
+    namespace: string,
+    path: string,
+    list: () => Promise<{ items: { metadata?: V1ObjectMeta }[]; resourceVersion: string }>,
+    onObject: (type: string, obj: any) => void,
+    problems: string[],
+  ) {
+    this.kubeconfig = kubeconfig;
+    this.kind = kind;
+    this.namespace = namespace;
+    this.path = path;
+    this.list = list;
+    this.onObject = onObject;
+    this.problems = problems;
+  }
 
   async start(): Promise<void> {
     const { items, resourceVersion } = await this.list();

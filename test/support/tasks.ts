@@ -73,9 +73,9 @@ export interface WorkerProcess {
   exited: Promise<number | null>;
 }
 
-/** `npm run worker` as a real separate process (node with tsx's loader, so a signal reaches the worker itself). */
+/** `npm run worker` as a real separate process (node runs the TypeScript itself, so a signal reaches the worker). */
 export function spawnWorker(config: Config, env: Record<string, string> = {}): WorkerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER_ENTRY], {
+  const child = spawn(process.execPath, [WORKER_ENTRY], {
     env: {
       ...process.env,
       DATABASE_URL: config.DATABASE_URL,
