@@ -253,6 +253,61 @@ async function reconcileAdopts(): Promise<void> {
   await save('task-adopted', 'a task workflow started by reconcile on a Running row: adopts the Job, Succeeded', taskId(row));
 }
 
+/** A recurring task's template (issue 9): its runs are 1 s tasks in `default`. */
+async function recurringTemplate(scenario: string, kind: string, timing: unknown) {
+  return prisma.recurringTask.create({
+    data: {
+      name: `rec-${run}-${scenario}`.slice(0, 47),
+      namespace: 'default',
+      info: JSON.stringify({ image: 'alpine', annotations: kwok('1s') }),
+      userId: 'recorder',
+      kind,
+      timing: JSON.stringify(timing),
+    },
+  });
+}
+
+/** The rows (and so the Jobs) a recurring task's runs made, for the clean-up. */
+async function runsOf(recurringTaskId: bigint): Promise<(Row & { status: string })[]> {
+  const rows = await prisma.task.findMany({ where: { recurringTaskId }, select: { id: true, name: true, namespace: true, status: true } });
+  for (const r of rows) if (!jobs.some((j) => j.name === r.name && j.namespace === r.namespace)) jobs.push(r);
+  return rows;
+}
+
+async function recurringRun(): Promise<void> {
+  const template = await recurringTemplate('rate', 'rate', { kind: 'rate', every: '1h' });
+  // Started as its Schedule would start it (without the Schedule's search attributes, the run is
+  // named after the workflow's start time).
+  const id = `${prefix}recurring-${template.id}-run`;
+  const h = await client.workflow.start('recurringRunWorkflow', {
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    workflowId: id,
+    args: [{ recurringTaskId: template.id.toString(), idPrefix: prefix }],
+  });
+  await save('recurring-run', 'one run of a recurring task: writes its row, runs it as the child task-<id>, Succeeded', id, h.firstExecutionRunId);
+  const [row] = await runsOf(template.id);
+  if (!row) throw new Error('the recurring run wrote no row');
+  await save('recurring-run-child', 'the task workflow of that run, a child of recurringRunWorkflow, Succeeded', taskId(row));
+}
+
+async function fixedDelay(): Promise<void> {
+  const template = await recurringTemplate('delay', 'delay', { kind: 'delay', delay: '1s' });
+  const id = `${prefix}recurring-${template.id}`;
+  const h = await client.workflow.start('fixedDelayWorkflow', {
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    workflowId: id,
+    args: [{ recurringTaskId: template.id.toString(), idPrefix: prefix, settings: { delayMs: 1_000, startAt: null, endAt: null, maxRuns: 2 } }],
+  });
+  await waitFor('two finished runs of the fixed delay', async () => {
+    const rows = await runsOf(template.id);
+    return rows.length >= 2 && rows.every((r) => ['Succeeded', 'Failed', 'Cancelled'].includes(r.status)) ? true : undefined;
+  });
+  // maxRuns 2 ends it; should it not, the history up to here is what is recorded.
+  await Promise.race([h.result().catch(() => undefined), new Promise((r) => setTimeout(r, 30_000))]);
+  await h.terminate('recording finished').catch(() => undefined);
+  await save('fixed-delay', 'a fixed delay of 1 s with maxRuns 2: run, wait for the task, sleep, run, end', id, h.firstExecutionRunId);
+}
+
 // ---- run ---------------------------------------------------------------------------------------
 
 async function cleanUp(): Promise<void> {
@@ -275,7 +330,7 @@ try {
     // each runs alone; the single-task scenarios run side by side.
     const phases: (() => Promise<void>)[][] = [
       [dispatchManyChildren],
-      [succeeded, failed, invalid, continuesAsNew, cancelled, cancelledBeforeStart, rowDeleted, throughOutage],
+      [succeeded, failed, invalid, continuesAsNew, cancelled, cancelledBeforeStart, rowDeleted, throughOutage, recurringRun, fixedDelay],
       [reconcileAdopts],
     ];
     for (const phase of phases) {
