@@ -25,6 +25,7 @@ import { migrate } from '../src/db/migrate.ts';
 import { createKubeClients, type KubeClients } from '../src/kubernetes.ts';
 import { connectTemporalClient } from '../src/temporal.ts';
 import * as workerSetup from '../src/worker-setup.ts';
+import { isFinal } from '../src/task-status.ts';
 import { createTestDatabase } from '../test/support/database.ts';
 import { closedPort } from '../test/support/net.ts';
 
@@ -300,7 +301,7 @@ async function fixedDelay(): Promise<void> {
   });
   await waitFor('two finished runs of the fixed delay', async () => {
     const rows = await runsOf(template.id);
-    return rows.length >= 2 && rows.every((r) => ['Succeeded', 'Failed', 'Cancelled'].includes(r.status)) ? true : undefined;
+    return rows.length >= 2 && rows.every((r) => isFinal(r.status)) ? true : undefined;
   });
   // maxRuns 2 ends it; should it not, the history up to here is what is recorded.
   await Promise.race([h.result().catch(() => undefined), new Promise((r) => setTimeout(r, 30_000))]);

@@ -381,9 +381,8 @@ row(
 );
 row('Job end → row, median / p90', `${nw.lagMedianMs} ms / ${nw.lagP90Ms} ms`);
 row('most tasks in flight (Pending or Running) at once', String(nw.mostInFlight));
-const whose = workerProcesses
-  ? `largest worker process${workerThroughTsx ? ', through tsx' : ''}${workerNodeOptions ? `, NODE_OPTIONS=${workerNodeOptions}` : ''}`
-  : 'worker + benchmark';
+const processNotes = [workerThroughTsx && 'through tsx', workerNodeOptions && `NODE_OPTIONS=${workerNodeOptions}`].filter(Boolean);
+const whose = workerProcesses ? ['largest worker process', ...processNotes].join(', ') : 'worker + benchmark';
 row(`RSS with ≥ 95% of tasks in flight (${whose})`, nw.rssWhileInFlight ? `${nw.rssWhileInFlight.toFixed(0)} MB` : 'n/a (never that many at once)');
 row(`RSS during the batch, max (${whose})`, `${nw.rssDuringBatch.toFixed(0)} MB`);
 

@@ -44,11 +44,9 @@ export class JobLedger {
   /** Anything that may have made the record incomplete; every assertion fails while this is not empty. */
   readonly problems: string[] = [];
 
-  private readonly kubeconfig: KubeConfig;
   readonly namespaces: readonly string[];
 
   private constructor(kubeconfig: KubeConfig, namespaces: readonly string[]) {
-    this.kubeconfig = kubeconfig;
     this.namespaces = namespaces;
     this.batch = kubeconfig.makeApiClient(BatchV1Api);
     this.core = kubeconfig.makeApiClient(CoreV1Api);
@@ -59,30 +57,30 @@ export class JobLedger {
     const ledger = new JobLedger(kubeconfig, namespaces);
     for (const namespace of namespaces) {
       ledger.streams.push(
-        new ResourceStream(
+        new ResourceStream({
           kubeconfig,
-          'jobs',
+          kind: 'jobs',
           namespace,
-          `/apis/batch/v1/namespaces/${namespace}/jobs`,
-          async () => {
+          path: `/apis/batch/v1/namespaces/${namespace}/jobs`,
+          list: async () => {
             const list = await ledger.batch.listNamespacedJob({ namespace });
             return { items: list.items, resourceVersion: list.metadata!.resourceVersion! };
           },
-          (type, job: V1Job) => ledger.recordJob(type, job),
-          ledger.problems,
-        ),
-        new ResourceStream(
+          onObject: (type, job: V1Job) => ledger.recordJob(type, job),
+          problems: ledger.problems,
+        }),
+        new ResourceStream({
           kubeconfig,
-          'pods',
+          kind: 'pods',
           namespace,
-          `/api/v1/namespaces/${namespace}/pods`,
-          async () => {
+          path: `/api/v1/namespaces/${namespace}/pods`,
+          list: async () => {
             const list = await ledger.core.listNamespacedPod({ namespace });
             return { items: list.items, resourceVersion: list.metadata!.resourceVersion! };
           },
-          (_type, pod: V1Pod) => ledger.recordPod(pod),
-          ledger.problems,
-        ),
+          onObject: (_type, pod: V1Pod) => ledger.recordPod(pod),
+          problems: ledger.problems,
+        }),
       );
     }
     await Promise.all(ledger.streams.map((s) => s.start()));
@@ -169,7 +167,7 @@ export class JobLedger {
   }
 
   private stream(kind: 'jobs' | 'pods', namespace: string): ResourceStream {
-    return this.streams.find((s) => s.kind === kind && s.namespace === namespace)!;
+    return this.streams.find((s) => s.spec.kind === kind && s.spec.namespace === namespace)!;
   }
 
   async stop(): Promise<void> {
@@ -185,6 +183,18 @@ export class JobLedger {
   }
 }
 
+interface StreamSpec {
+  kubeconfig: KubeConfig;
+  kind: 'jobs' | 'pods';
+  namespace: string;
+  /** The watch's URL path. */
+  path: string;
+  list: () => Promise<{ items: { metadata?: V1ObjectMeta }[]; resourceVersion: string }>;
+  onObject: (type: string, obj: any) => void;
+  /** The ledger's problems, shared by its streams. */
+  problems: string[];
+}
+
 /** One list+watch of one kind of object in one namespace, reconnecting from the last version seen. */
 class ResourceStream {
   private resourceVersion = '';
@@ -195,34 +205,14 @@ class ResourceStream {
   private readonly seenUids = new Set<string>();
   private readonly waiters = new Map<string, () => void>();
 
-  private readonly kubeconfig: KubeConfig;
-  readonly kind: 'jobs' | 'pods';
-  readonly namespace: string;
-  private readonly path: string;
-  private readonly list: () => Promise<{ items: { metadata?: V1ObjectMeta }[]; resourceVersion: string }>;
-  private readonly onObject: (type: string, obj: any) => void;
-  private readonly problems: string[];
+  readonly spec: StreamSpec;
 
-  constructor(
-    kubeconfig: KubeConfig,
-    kind: 'jobs' | 'pods',
-    namespace: string,
-    path: string,
-    list: () => Promise<{ items: { metadata?: V1ObjectMeta }[]; resourceVersion: string }>,
-    onObject: (type: string, obj: any) => void,
-    problems: string[],
-  ) {
-    this.kubeconfig = kubeconfig;
-    this.kind = kind;
-    this.namespace = namespace;
-    this.path = path;
-    this.list = list;
-    this.onObject = onObject;
-    this.problems = problems;
+  constructor(spec: StreamSpec) {
+    this.spec = spec;
   }
 
   async start(): Promise<void> {
-    const { items, resourceVersion } = await this.list();
+    const { items, resourceVersion } = await this.spec.list();
     for (const item of items) this.deliver('ADDED', item);
     this.resourceVersion = resourceVersion;
     await this.connect();
@@ -234,7 +224,7 @@ class ResourceStream {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters.delete(uid);
-        reject(new Error(`the ${this.kind} watch in namespace ${this.namespace} did not deliver object ${uid} within ${SYNC_TIMEOUT_MS} ms`));
+        reject(new Error(`the ${this.spec.kind} watch in namespace ${this.spec.namespace} did not deliver object ${uid} within ${SYNC_TIMEOUT_MS} ms`));
       }, SYNC_TIMEOUT_MS);
       this.waiters.set(uid, () => {
         clearTimeout(timer);
@@ -252,7 +242,7 @@ class ResourceStream {
   private deliver(type: string, obj: { metadata?: V1ObjectMeta }): void {
     const uid = obj.metadata?.uid;
     if (!uid) return;
-    this.onObject(type, obj);
+    this.spec.onObject(type, obj);
     if (obj.metadata?.labels?.[BARRIER_LABEL]) {
       this.seenUids.add(uid);
       this.waiters.get(uid)?.();
@@ -261,15 +251,15 @@ class ResourceStream {
   }
 
   private async connect(): Promise<void> {
-    const watch = new Watch(this.kubeconfig);
+    const watch = new Watch(this.spec.kubeconfig);
     this.abort = await watch.watch(
-      this.path,
+      this.spec.path,
       { resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds: WATCH_SECONDS },
       (type, obj) => {
         if (type === 'ERROR') {
           // 410 Gone: the version we asked for left the apiserver's window; events may be lost.
           if (obj?.code === 410) this.expired = true;
-          else this.problems.push(`${this.kind} watch in ${this.namespace}: ${obj?.message ?? JSON.stringify(obj)}`);
+          else this.spec.problems.push(`${this.spec.kind} watch in ${this.spec.namespace}: ${obj?.message ?? JSON.stringify(obj)}`);
           return;
         }
         this.resourceVersion = obj?.metadata?.resourceVersion ?? this.resourceVersion;
@@ -287,7 +277,7 @@ class ResourceStream {
     if (this.stopped) return;
     try {
       if (this.expired || (err as { statusCode?: number } | null)?.statusCode === 410) {
-        this.problems.push(`${this.kind} watch in ${this.namespace} expired (410 Gone) at ${new Date().toISOString()}; relisted, but objects created and deleted meanwhile are unknown`);
+        this.spec.problems.push(`${this.spec.kind} watch in ${this.spec.namespace} expired (410 Gone) at ${new Date().toISOString()}; relisted, but objects created and deleted meanwhile are unknown`);
         this.expired = false;
         await this.start();
       } else {
