@@ -20,11 +20,12 @@ import {
   type V1Job,
   type V1Pod,
 } from '@kubernetes/client-node';
-import { isGrpcServiceError, type Client } from '@temporalio/client';
+import { isGrpcServiceError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { JobLookup } from '../activities/kubernetes.ts';
 import { jobAttempt, MANAGED_BY, MANAGED_BY_LABEL, TASK_ID_LABEL } from './task/job.ts';
 import { observeJobObject, type JobObservation, type JobSurroundings } from './task/job-status.ts';
+import { isFinal } from './task-status.ts';
 import type { KubeClients } from './kubernetes.ts';
 import { taskWorkflowId } from '../workflows/ids.ts';
 import { JOB_CHANGED_SIGNAL } from '../workflows/signals.ts';
@@ -41,6 +42,16 @@ const SIGNAL_CONCURRENCY = 32;
 /** A signal that failed for a reason other than "no such workflow" is tried again after this. */
 const SIGNAL_RETRY_MS = 2_000;
 const GRPC_NOT_FOUND = 5;
+/**
+ * A change that ends a task (the Job finished, was refused, or is gone) is sent again this often
+ * while its workflow still runs (asked with a describe), for at most RESEND_FOR_MS: a signal lost
+ * on the way then costs a minute, while a workflow that already has it is not woken (the same
+ * change has the same request id, and the server drops a request id it has seen). Most workflows
+ * have ended by the first resend, so it costs about one describe per task. This is what lets the
+ * task workflows' own quiet looks be rare (workflows/task.ts).
+ */
+const RESEND_EVERY_MS = 60_000;
+const RESEND_FOR_MS = 60 * 60_000;
 
 export interface JobWatchOptions {
   kubeconfig: KubeConfig;
@@ -52,9 +63,10 @@ export interface JobWatchOptions {
   /** WORKFLOW_ID_PREFIX */
   idPrefix: string;
   log?: (message: string) => void;
-  /** Overrides of STALL_AFTER_MS and WATCHDOG_EVERY_MS (tests of the watchdog). */
+  /** Overrides of STALL_AFTER_MS, WATCHDOG_EVERY_MS (tests of the watchdog) and RESEND_EVERY_MS. */
   stallAfterMs?: number;
   watchdogEveryMs?: number;
+  resendEveryMs?: number;
 }
 
 export interface JobWatchStats {
@@ -63,6 +75,8 @@ export interface JobWatchStats {
   /** Signals whose workflow was not running (finished, or never ours). */
   signalsToNoWorkflow: number;
   signalErrors: number;
+  /** Final changes sent again (RESEND_EVERY_MS; the server drops those it already has). */
+  signalsResent: number;
   /** Informer restarts after an error or a stall. */
   restarts: number;
 }
@@ -76,6 +90,8 @@ export interface JobWatch extends JobLookup {
   stop(): Promise<void>;
   /** Stop every informer as if it had died, without telling the watchdog (for tests of its recovery). */
   simulateSilentStall(): Promise<void>;
+  /** Lose the next `count` signals that end a task, as if lost on the way (for tests of the resend). */
+  simulateLostSignals(count: number): void;
 }
 
 const SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
@@ -105,7 +121,7 @@ interface Watched {
 
 export function startJobWatch(options: JobWatchOptions): JobWatch {
   const log = options.log ?? ((m: string) => console.warn(`nightwatch job watch: ${m}`));
-  const stats: JobWatchStats = { signalsSent: 0, signalsToNoWorkflow: 0, signalErrors: 0, restarts: 0 };
+  const stats: JobWatchStats = { signalsSent: 0, signalsToNoWorkflow: 0, signalErrors: 0, signalsResent: 0, restarts: 0 };
   const clusterWide = options.namespaces.includes('*');
   let stopped = false;
   const signals = createSignalPump(options, stats, log);
@@ -326,6 +342,9 @@ export function startJobWatch(options: JobWatchOptions): JobWatch {
         await w.informer.stop();
       }
     },
+    simulateLostSignals(count) {
+      signals.lose(count);
+    },
   };
 }
 
@@ -339,6 +358,16 @@ function describe(err: unknown): string {
   return String(err);
 }
 
+interface Signal {
+  workflowId: string;
+  uid: string;
+  key: string;
+  observation: JobObservation;
+  /** The change ends the task: kept and sent again until the workflow has ended. */
+  ends: boolean;
+  resend?: boolean;
+}
+
 /**
  * Turns Job changes into `jobChanged` signals: only changes that mean something to the task (its
  * status or reason, or the Job's deletion), at most one pending signal per task (the newest), a
@@ -347,9 +376,22 @@ function describe(err: unknown): string {
 function createSignalPump(options: JobWatchOptions, stats: JobWatchStats, log: (m: string) => void) {
   /** Per Job uid, the key of the last change signalled, so a relist or a no-op update sends nothing. */
   const lastSent = new Map<string, string>();
-  const queue = new Map<string, { workflowId: string; uid: string; key: string; observation: JobObservation }>();
+  const queue = new Map<string, Signal>();
+  /** Per Job uid, the change that ends its task, sent and kept for resending until the workflow has ended. */
+  const finals = new Map<string, { signal: Signal; firstSentAt: number; lastSentAt: number }>();
   let inFlight = 0;
   let idle: (() => void) | null = null;
+  let toLose = 0;
+  const resendEveryMs = options.resendEveryMs ?? RESEND_EVERY_MS;
+  const resender = setInterval(() => {
+    const now = Date.now();
+    for (const [uid, f] of finals) {
+      if (now - f.firstSentAt > RESEND_FOR_MS) finals.delete(uid);
+      else if (now - f.lastSentAt >= resendEveryMs && !queue.has(f.signal.workflowId)) queue.set(f.signal.workflowId, { ...f.signal, resend: true });
+    }
+    pump();
+  }, Math.max(1, Math.floor(resendEveryMs / 4)));
+  resender.unref();
 
   function offer(job: V1Job, deleted: boolean, around: JobSurroundings): void {
     const taskId = job.metadata?.labels?.[TASK_ID_LABEL];
@@ -364,7 +406,10 @@ function createSignalPump(options: JobWatchOptions, stats: JobWatchStats, log: (
     if (deleted) lastSent.delete(uid);
     else lastSent.set(uid, key);
     const workflowId = taskWorkflowId(taskId, options.idPrefix);
-    queue.set(workflowId, { workflowId, uid, key, observation });
+    const ends = !observation.exists || (observation.owned && (isFinal(observation.status) || observation.refused === true));
+    // A newer change replaces the one kept for resending (a Job deleted after it finished, say).
+    if (!ends) finals.delete(uid);
+    queue.set(workflowId, { workflowId, uid, key, observation, ends });
     pump();
   }
 
@@ -381,9 +426,17 @@ function createSignalPump(options: JobWatchOptions, stats: JobWatchStats, log: (
     }
   }
 
-  async function send(item: { workflowId: string; uid: string; key: string; observation: JobObservation }): Promise<void> {
+  async function send(item: Signal): Promise<void> {
     try {
-      await options.client.workflowService.signalWorkflowExecution({
+      // The server accepts a request id it has seen even once the run has ended, so a resend asks
+      // first whether the workflow still runs (a read: it wakes nothing).
+      if (item.resend && !(await stillRunning(item.workflowId))) {
+        if (finals.get(item.uid)?.signal.key === item.key) finals.delete(item.uid);
+        return;
+      }
+      if (item.ends && !item.resend && toLose > 0) toLose--;
+      else
+        await options.client.workflowService.signalWorkflowExecution({
         namespace: options.client.options.namespace,
         workflowExecution: { workflowId: item.workflowId },
         signalName: JOB_CHANGED_SIGNAL,
@@ -392,10 +445,17 @@ function createSignalPump(options: JobWatchOptions, stats: JobWatchStats, log: (
         // The same change gets the same id on every replica: the server keeps the first only.
         requestId: createHash('sha256').update(`${item.workflowId}\n${item.uid}\n${item.key}`).digest('hex').slice(0, 36),
       });
-      stats.signalsSent++;
+      if (item.resend) { stats.signalsResent++; (await import("node:fs")).appendFileSync("/tmp/resent.log", `${new Date().toISOString()} ${item.workflowId} ${item.key}\n`); }
+      else stats.signalsSent++;
+      if (item.ends) {
+        const kept = finals.get(item.uid);
+        // Unless a newer change took its place meanwhile.
+        if (!kept || kept.signal.key === item.key) finals.set(item.uid, { signal: { ...item, resend: false }, firstSentAt: kept?.firstSentAt ?? Date.now(), lastSentAt: Date.now() });
+      }
     } catch (err) {
       if (isGrpcServiceError(err) && err.code === GRPC_NOT_FOUND) {
-        stats.signalsToNoWorkflow++;
+        if (finals.get(item.uid)?.signal.key === item.key) finals.delete(item.uid);
+        if (!item.resend) stats.signalsToNoWorkflow++;
         return;
       }
       stats.signalErrors++;
@@ -406,11 +466,25 @@ function createSignalPump(options: JobWatchOptions, stats: JobWatchStats, log: (
     }
   }
 
+  async function stillRunning(workflowId: string): Promise<boolean> {
+    try {
+      return (await options.client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return false;
+      throw err;
+    }
+  }
+
   return {
     offer,
+    lose(count: number) {
+      toLose += count;
+    },
     /** Wait for the signals in flight (queued ones are dropped: the workflows' fallback reads cover them). */
     drain(): Promise<void> {
+      clearInterval(resender);
       queue.clear();
+      finals.clear();
       if (inFlight === 0) return Promise.resolve();
       return new Promise<void>((resolve) => {
         idle = resolve;

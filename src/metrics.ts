@@ -2,7 +2,10 @@
 // worker serves it on WORKER_METRICS_PORT, the API on GET /metrics. Names follow Prometheus
 // conventions: the `nightwatch_` prefix, `_total` for counters, `_seconds` for durations.
 // The Temporal SDK's own worker metrics are served by its runtime on TEMPORAL_METRICS_PORT.
+import { subscribe } from 'node:diagnostics_channel';
 import { createServer, type Server } from 'node:http';
+import type { HeapInfo } from 'node:v8';
+import type { Worker } from 'node:worker_threads';
 import type { AddressInfo } from 'node:net';
 import type { V1Job } from '@kubernetes/client-node';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -13,6 +16,36 @@ import { TaskStatus } from './task-status.ts';
 export const registry = new Registry();
 // Node's process metrics too (nightwatch_process_*, nightwatch_nodejs_*): memory, CPU, event-loop lag.
 collectDefaultMetrics({ register: registry, prefix: 'nightwatch_' });
+
+/**
+ * The heap of the Temporal SDK's workflow thread: the isolate that holds every cached workflow (the
+ * main thread's heap, in nightwatch_nodejs_heap_*, holds the activities, the Job watch's cache and
+ * the clients). The SDK creates that thread itself, so it is caught as it is created, through Node's
+ * `worker_threads` diagnostics channel, and read with Worker.getHeapStatistics() on each scrape.
+ */
+const workflowThreads = new Set<Worker>();
+subscribe('worker_threads', (message) => {
+  const { worker } = message as { worker: Worker };
+  workflowThreads.add(worker);
+  worker.once('exit', () => workflowThreads.delete(worker));
+});
+new Gauge({
+  name: 'nightwatch_workflow_thread_heap_bytes',
+  help: "Heap of the worker's workflow thread(s), where cached workflows live, by kind: used, total (allocated), limit",
+  labelNames: ['kind'] as const,
+  registers: [registry],
+  async collect() {
+    this.reset();
+    const stats = await Promise.all([...workflowThreads].map((w) => w.getHeapStatistics().catch(() => undefined)));
+    const add = (kind: string, pick: (s: HeapInfo) => number) => {
+      const known = stats.filter((s): s is HeapInfo => s !== undefined);
+      if (known.length > 0) this.labels({ kind }).set(known.reduce((sum, s) => sum + pick(s), 0));
+    };
+    add('used', (s) => s.used_heap_size);
+    add('total', (s) => s.total_heap_size);
+    add('limit', (s) => s.heap_size_limit);
+  },
+});
 
 /** Latency buckets in seconds, from a fast API answer to a Job that waited minutes for a node. */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
@@ -97,13 +130,14 @@ export function exposeJobWatch(watch: { stats: JobWatchStats; healthy(): boolean
 
 new Counter({
   name: 'nightwatch_job_watch_signals_total',
-  help: "jobChanged signals the worker's Job watch sent, by result (sent; no_workflow: the task's workflow was not running; error: retried)",
+  help: "jobChanged signals the worker's Job watch sent, by result (sent; resent: a change that ends a task, sent again until its workflow has ended, dropped by the server when it already has it; no_workflow: the task's workflow was not running; error: retried)",
   labelNames: ['result'] as const,
   registers: [registry],
   collect() {
     this.reset();
     if (!watchStats) return;
     this.labels({ result: 'sent' }).inc(watchStats.stats.signalsSent);
+    this.labels({ result: 'resent' }).inc(watchStats.stats.signalsResent);
     this.labels({ result: 'no_workflow' }).inc(watchStats.stats.signalsToNoWorkflow);
     this.labels({ result: 'error' }).inc(watchStats.stats.signalErrors);
   },
@@ -212,12 +246,19 @@ export function countDatabaseError(err: unknown): void {
   if (code) databaseErrors.labels({ code }).inc();
 }
 
-/** When a finished Job ended: its completion time, or when its Failed condition turned true; undefined while it runs. */
+/**
+ * When the Job's work ended: the first condition that made it final. Kubernetes 1.31+ first sets
+ * `SuccessCriteriaMet` or `FailureTarget`, which already decide the task (jobStatusToTaskStatus),
+ * and only later `Complete` or `Failed` with `completionTime`, so a row is often final before
+ * `Complete` exists; older clusters set only `Complete`/`Failed`.
+ */
 export function jobEndTime(job: V1Job): Date | undefined {
-  if (job.status?.completionTime) return new Date(job.status.completionTime);
-  const ended = (job.status?.conditions ?? []).filter((c) => c.status === 'True' && (c.type === 'Failed' || c.type === 'Complete') && c.lastTransitionTime);
-  const times = ended.map((c) => new Date(c.lastTransitionTime!).getTime());
-  return times.length > 0 ? new Date(Math.max(...times)) : undefined;
+  const final = new Set(['SuccessCriteriaMet', 'FailureTarget', 'Complete', 'Failed']);
+  const times = (job.status?.conditions ?? [])
+    .filter((c) => c.status === 'True' && final.has(c.type) && c.lastTransitionTime)
+    .map((c) => new Date(c.lastTransitionTime!).getTime());
+  if (times.length > 0) return new Date(Math.min(...times));
+  return job.status?.completionTime ? new Date(job.status.completionTime) : undefined;
 }
 
 /** Observe a duration in seconds, never negative (clocks of the database, the cluster and the worker differ a little). */

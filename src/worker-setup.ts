@@ -117,7 +117,7 @@ export interface NightwatchWorker {
 export async function startNightwatchWorker(
   deps: Omit<WorkerDeps, 'jobs' | 'kube'> & { kube: Pick<KubeClients, 'batch' | 'core' | 'kubeconfig'> },
   overrides: Partial<WorkerOptions> = {},
-  watchTuning: Pick<JobWatchOptions, 'stallAfterMs' | 'watchdogEveryMs'> = {},
+  watchTuning: Pick<JobWatchOptions, 'stallAfterMs' | 'watchdogEveryMs' | 'resendEveryMs'> = {},
 ): Promise<NightwatchWorker> {
   const watch = startJobWatch({
     ...watchTuning,

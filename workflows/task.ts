@@ -43,11 +43,18 @@ const POD_STATUS_PATCH = 'pod-status';
 const USER_CAP_PATCH = 'per-user-cap';
 /**
  * With no signal from the Job watch for this long, the workflow looks at the Job itself (from the
- * watch's cache, so no request to the API server): a lost signal costs a minute, not the task.
- * The wait doubles while nothing changes, so thousands of long tasks stay cheap for the server.
+ * watch's cache, so no request to the API server): a lost signal costs time, never the task.
+ * The first look comes after a minute; each quiet wait is then four times the last, up to 15
+ * minutes, whether or not a signal came meanwhile. Each wake of a parked workflow that its worker
+ * has evicted from its cache is a replay, so a long Job is followed with few of them: Running,
+ * 1, 5 and 20 minutes, then every 15 minutes, and the end. A signal that ends the task is resent by
+ * the watch every minute until the workflow has ended (src/job-watch.ts), so while any replica's
+ * watch runs, a lost one still costs about a minute. Only durations changed here (timers are
+ * replayed by sequence, not duration), so runs begun with the earlier 1, 2, 4, 5… minutes replay.
  */
 const FALLBACK_INITIAL_MS = 60_000;
-const FALLBACK_MAX_MS = 5 * 60_000;
+const FALLBACK_GROWTH = 4;
+const FALLBACK_MAX_MS = 15 * 60_000;
 /** Runs that predate the watch: polls from 1 s, growing by half per quiet poll up to 30 s. */
 const POLL_INITIAL_MS = 1_000;
 const POLL_GROWTH = 1.5;
@@ -218,7 +225,8 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
         if (read && !read.ok) return finish(task, TaskStatus.Failed, read.reason);
         seen = read ? read.value : change;
       } else if (heard) {
-        quietMs = fallbackMs;
+        // Signals came during the wait: the Job is being followed, nothing to look at.
+        quietMs = Math.min(quietMs * FALLBACK_GROWTH, FALLBACK_MAX_MS);
         arm(quietMs);
       } else {
         // Quiet for too long: make sure the row is still this run's (a row deleted or retried
@@ -229,7 +237,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
         const read = await look(task, false);
         if (!read.ok) return finish(task, TaskStatus.Failed, read.reason);
         seen = read.value;
-        quietMs = Math.min(quietMs * 2, FALLBACK_MAX_MS);
+        quietMs = Math.min(quietMs * FALLBACK_GROWTH, FALLBACK_MAX_MS);
         arm(quietMs);
       }
       // What was just seen is applied by the next run's first look.

@@ -178,7 +178,7 @@ function rssMb(pid: number): number {
 }
 
 /** `npm run worker` (node running the TypeScript itself, as the script does) for this run's configuration. */
-async function spawnWorkerProcess(config: Config): Promise<ChildProcess> {
+async function spawnWorkerProcess(config: Config, metricsPort: number): Promise<ChildProcess> {
   const child = spawn(process.execPath, [...(workerThroughTsx ? ['--import', 'tsx'] : []), join(import.meta.dirname, '../../src/worker.ts')], {
     env: {
       ...process.env,
@@ -187,6 +187,9 @@ async function spawnWorkerProcess(config: Config): Promise<ChildProcess> {
       WORKFLOW_ID_PREFIX: config.WORKFLOW_ID_PREFIX,
       WORKFLOW_BUNDLE_PATH: config.WORKFLOW_BUNDLE_PATH!,
       ALLOWED_NAMESPACES: config.ALLOWED_NAMESPACES.join(','),
+      WORKER_METRICS_PORT: String(metricsPort),
+      METRICS_HOST: '127.0.0.1',
+      TEMPORAL_METRICS_PORT: '0',
       ...(workerNodeOptions ? { NODE_OPTIONS: workerNodeOptions } : {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -202,6 +205,29 @@ async function spawnWorkerProcess(config: Config): Promise<ChildProcess> {
     child.on('exit', (code) => reject(new Error(`worker exited with ${code}:\n${out}`)));
   });
   return child;
+}
+
+/** Where a worker process's memory is, from its own metrics (MB): the heaps of its main and workflow threads. */
+interface MemoryBreakdown {
+  rss: number;
+  mainHeapUsed: number;
+  mainHeapTotal: number;
+  workflowHeapUsed: number;
+  workflowHeapTotal: number;
+  external: number;
+}
+async function memoryOf(pid: number, metricsPort: number): Promise<MemoryBreakdown | undefined> {
+  const text = await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.text(), () => '');
+  const value = (name: string) => Number(text.match(new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm'))?.[1] ?? NaN) / 2 ** 20;
+  if (!text) return undefined;
+  return {
+    rss: rssMb(pid),
+    mainHeapUsed: value('nightwatch_nodejs_heap_size_used_bytes'),
+    mainHeapTotal: value('nightwatch_nodejs_heap_size_total_bytes'),
+    workflowHeapUsed: value('nightwatch_workflow_thread_heap_bytes{kind="used"}'),
+    workflowHeapTotal: value('nightwatch_workflow_thread_heap_bytes{kind="total"}'),
+    external: value('nightwatch_nodejs_external_memory_bytes'),
+  };
 }
 
 /** `target` with each call of a method whose name passes `counts` tallied in `tally.calls`. */
@@ -247,11 +273,13 @@ async function nightwatch() {
   const client = await connectTemporalClient(config);
   const workers: { connection: Awaited<ReturnType<typeof connectWorker>>; running: NightwatchWorker }[] = [];
   const processes: ChildProcess[] = [];
+  const metricsPorts: number[] = [];
   const jobs = await watchJobs(namespace);
   try {
     for (let i = 0; i < workerCount; i++) {
       if (workerProcesses) {
-        processes.push(await spawnWorkerProcess(config));
+        metricsPorts.push(19_464 + i);
+        processes.push(await spawnWorkerProcess(config, metricsPorts[i]!));
         workerPids.push(processes.at(-1)!.pid!);
         continue;
       }
@@ -273,7 +301,13 @@ async function nightwatch() {
     let rssWhileInFlight = 0;
     let rssDuringBatch = 0;
     let mostInFlight = 0;
-    for (;;) {
+    // The first worker process's memory by part, at the largest RSS seen in a scrape (every 5 s).
+    let memoryAtPeak: MemoryBreakdown | undefined;
+    for (let tick = 0; ; tick++) {
+      if (workerProcesses && tick % 20 === 0) {
+        const m = await memoryOf(processes[0]!.pid!, metricsPorts[0]!);
+        if (m && m.rss > (memoryAtPeak?.rss ?? 0)) memoryAtPeak = m;
+      }
       const counts = await prismaClient.task.groupBy({ by: ['status'], _count: true });
       const by = Object.fromEntries(counts.map((c) => [c.status, c._count]));
       const rss = workerProcesses ? Math.max(...processes.map((c) => rssMb(c.pid!))) : process.memoryUsage.rss() / 2 ** 20;
@@ -338,6 +372,7 @@ async function nightwatch() {
       lagP90Ms: quantile(lag, 0.9),
       rssWhileInFlight,
       rssDuringBatch,
+      memoryAtPeak,
       mostInFlight,
       dispatchInterval: config.DISPATCH_INTERVAL,
       cpu,
@@ -385,6 +420,16 @@ const processNotes = [workerThroughTsx && 'through tsx', workerNodeOptions && `N
 const whose = workerProcesses ? ['largest worker process', ...processNotes].join(', ') : 'worker + benchmark';
 row(`RSS with ≥ 95% of tasks in flight (${whose})`, nw.rssWhileInFlight ? `${nw.rssWhileInFlight.toFixed(0)} MB` : 'n/a (never that many at once)');
 row(`RSS during the batch, max (${whose})`, `${nw.rssDuringBatch.toFixed(0)} MB`);
+if (nw.memoryAtPeak) {
+  const m = nw.memoryAtPeak;
+  const mb = (n: number) => n.toFixed(0);
+  row(
+    '  at its peak scrape: RSS = main heap + workflow heap + rest',
+    `${mb(m.rss)} = ${mb(m.mainHeapTotal)} + ${mb(m.workflowHeapTotal)} + ${mb(m.rss - m.mainHeapTotal - m.workflowHeapTotal)} MB`,
+  );
+  row('  heaps used (live + garbage not yet collected): main / workflow', `${mb(m.mainHeapUsed)} / ${mb(m.workflowHeapUsed)} MB`);
+  row('  main thread external memory (buffers)', `${mb(m.external)} MB`);
+}
 
 console.log();
 console.log('CPU seconds by process (2 cores): the cluster alone | nightwatch, insert to all Succeeded');

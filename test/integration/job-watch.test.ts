@@ -1,6 +1,6 @@
 // The worker's Job watch on the real stack: task workflows follow their Jobs through its signals
-// (no read of a Job), fall back to reading when it is gone, survive a silent stall (the watchdog
-// restarts it) and a restart of the Kubernetes API server, and a change to a task whose workflow
+// (no read of a Job), fall back to reading when it is gone, resend a lost signal that ends a task,
+// survive a silent stall (the watchdog restarts it) and a restart of the Kubernetes API server, and a change to a task whose workflow
 // has ended is dropped harmlessly.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -124,6 +124,26 @@ describe('the Job watch', () => {
     expect((await waitForStatus(stack, task.id, ['Succeeded', 'Failed'])).status).toBe('Succeeded');
     expect(await signalsReceived(task)).toBe(0);
     expect(calls.get('readNamespacedJob') ?? 0).toBeGreaterThanOrEqual(1);
+  });
+
+  it('sends again a signal that ends a task when it was lost on the way, and stops once the workflow has ended', async () => {
+    worker = await startWorker({ ...stack, kube: countedKube() }, { resendEveryMs: 1_000 });
+    await worker.watch.ready;
+    worker.watch.simulateLostSignals(1);
+    // The workflow's own look would come only after ten minutes: the resend must end the task.
+    const task = await startTask({ image: 'alpine', ...runFor('1s') }, { fallbackAfterMs: 10 * 60_000 });
+    expect((await waitForStatus(stack, task.id, ['Succeeded', 'Failed'], 30_000)).status).toBe('Succeeded');
+    const watch = worker.watch;
+    expect(watch.stats.signalsResent).toBeGreaterThanOrEqual(1);
+    expect(calls.get('readNamespacedJob') ?? 0).toBe(0);
+    // The workflow has ended: the next resend hears "not found" and the change is forgotten.
+    const resent = watch.stats.signalsResent;
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(watch.stats.signalsResent).toBeLessThanOrEqual(resent + 1);
+    const settled = watch.stats.signalsResent;
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(watch.stats.signalsResent).toBe(settled);
+    expect(watch.stats.signalErrors).toBe(0);
   });
 
   it('restarts a watch that went silent, and tasks keep finishing through its signals', async () => {

@@ -299,6 +299,9 @@ describe('taskWorkflow: the per-user cap', () => {
     const handle = await start(w);
     await expect.poll(() => w.calls.includes('createJob'), { timeout: 10_000 }).toBe(true);
     await handle.signal(jobChangedSignal, running('Running'));
+    // Two signals sent back to back may arrive in one activation, where the newest observation
+    // wins and Running is rightly never written: wait for it before the Job finishes.
+    await untilStatus(w, 'Running');
     await handle.signal(jobChangedSignal, running('Succeeded'));
     expect((await handle.result()).status).toBe('Succeeded');
     expect(w.calls.filter((c) => c.startsWith('markStatus'))).toEqual(['markStatus:Running', 'markStatus:Succeeded']);
