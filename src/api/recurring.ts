@@ -43,6 +43,12 @@ const KIND_KEYS = ['cron', 'calendar', 'every', 'delay'];
 /** Without a catch-up window, runs missed while Temporal was away for up to this long are still made. */
 export const DEFAULT_CATCHUP_WINDOW_MS = 3_600_000;
 const TEMPORAL_CALL_DEADLINE_MS = 5_000;
+/**
+ * An update reads the Schedule and then replaces it: two calls, the second passed through the
+ * Schedule's own scheduler on the server, which on a busy machine took over 5 s just after the
+ * Schedule was created (a CI run answered 503 to a valid PATCH).
+ */
+const SCHEDULE_UPDATE_DEADLINE_MS = 15_000;
 const RECENT_RUNS = 10;
 const DEFAULT_PAGE_SIZE = 50;
 const MAX_PAGE_SIZE = 200;
@@ -136,7 +142,7 @@ export function recurringRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const { prisma, config, client } = deps;
   const prefix = config.WORKFLOW_ID_PREFIX;
   const temporalId = (row: { id: bigint }) => recurringWorkflowId(row.id.toString(), prefix);
-  const withDeadline = <T>(fn: () => Promise<T>) => client.withDeadline(Date.now() + TEMPORAL_CALL_DEADLINE_MS, fn);
+  const withDeadline = <T>(fn: () => Promise<T>, ms = TEMPORAL_CALL_DEADLINE_MS) => client.withDeadline(Date.now() + ms, fn);
 
   async function own(request: FastifyRequest<{ Params: { id: string } }>): Promise<RecurringTask> {
     const id = parseId(request.params.id);
@@ -390,6 +396,7 @@ export function recurringRoutes(app: FastifyInstance, deps: ApiDeps): void {
                 ...('maxRuns' in changes ? (remaining !== undefined ? { remainingActions: remaining } : {}) : prev.state.remainingActions !== undefined ? { remainingActions: prev.state.remainingActions } : {}),
               },
             })),
+            SCHEDULE_UPDATE_DEADLINE_MS,
           );
         } catch (err) {
           if (!(err instanceof ScheduleNotFoundError)) throw err;
