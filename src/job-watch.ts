@@ -434,18 +434,20 @@ function createSignalPump(options: JobWatchOptions, stats: JobWatchStats, log: (
         if (finals.get(item.uid)?.signal.key === item.key) finals.delete(item.uid);
         return;
       }
-      if (item.ends && !item.resend && toLose > 0) toLose--;
-      else
+      const lost = item.ends && !item.resend && toLose > 0;
+      if (lost) toLose--;
+      else {
         await options.client.workflowService.signalWorkflowExecution({
-        namespace: options.client.options.namespace,
-        workflowExecution: { workflowId: item.workflowId },
-        signalName: JOB_CHANGED_SIGNAL,
-        input: { payloads: [defaultPayloadConverter.toPayload(item.observation)] },
-        identity: options.client.options.identity,
-        // The same change gets the same id on every replica: the server keeps the first only.
-        requestId: createHash('sha256').update(`${item.workflowId}\n${item.uid}\n${item.key}`).digest('hex').slice(0, 36),
-      });
-      if (item.resend) { stats.signalsResent++; (await import("node:fs")).appendFileSync("/tmp/resent.log", `${new Date().toISOString()} ${item.workflowId} ${item.key}\n`); }
+          namespace: options.client.options.namespace,
+          workflowExecution: { workflowId: item.workflowId },
+          signalName: JOB_CHANGED_SIGNAL,
+          input: { payloads: [defaultPayloadConverter.toPayload(item.observation)] },
+          identity: options.client.options.identity,
+          // The same change gets the same id on every replica: the server keeps the first only.
+          requestId: createHash('sha256').update(`${item.workflowId}\n${item.uid}\n${item.key}`).digest('hex').slice(0, 36),
+        });
+      }
+      if (item.resend) stats.signalsResent++;
       else stats.signalsSent++;
       if (item.ends) {
         const kept = finals.get(item.uid);

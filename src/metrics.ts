@@ -36,14 +36,13 @@ new Gauge({
   registers: [registry],
   async collect() {
     this.reset();
-    const stats = await Promise.all([...workflowThreads].map((w) => w.getHeapStatistics().catch(() => undefined)));
-    const add = (kind: string, pick: (s: HeapInfo) => number) => {
-      const known = stats.filter((s): s is HeapInfo => s !== undefined);
-      if (known.length > 0) this.labels({ kind }).set(known.reduce((sum, s) => sum + pick(s), 0));
-    };
-    add('used', (s) => s.used_heap_size);
-    add('total', (s) => s.total_heap_size);
-    add('limit', (s) => s.heap_size_limit);
+    const read = await Promise.all([...workflowThreads].map((w) => w.getHeapStatistics().catch(() => undefined)));
+    const stats = read.filter((s): s is HeapInfo => s !== undefined);
+    if (stats.length === 0) return;
+    const sum = (pick: (s: HeapInfo) => number) => stats.reduce((total, s) => total + pick(s), 0);
+    this.labels({ kind: 'used' }).set(sum((s) => s.used_heap_size));
+    this.labels({ kind: 'total' }).set(sum((s) => s.total_heap_size));
+    this.labels({ kind: 'limit' }).set(sum((s) => s.heap_size_limit));
   },
 });
 
