@@ -44,11 +44,12 @@ const KIND_KEYS = ['cron', 'calendar', 'every', 'delay'];
 export const DEFAULT_CATCHUP_WINDOW_MS = 3_600_000;
 const TEMPORAL_CALL_DEADLINE_MS = 5_000;
 /**
- * An update reads the Schedule and then replaces it: two calls, the second passed through the
- * Schedule's own scheduler on the server, which on a busy machine took over 5 s just after the
- * Schedule was created (a CI run answered 503 to a valid PATCH).
+ * A write to a Schedule (update, pause, unpause, trigger, backfill) passes through the Schedule's
+ * own scheduler on the server; an update is also a read before the replace. On a busy machine
+ * that took over 5 s just after the Schedule was created or had run (CI runs answered 503 to a
+ * valid PATCH, then to a valid resume), so writes get 15 s; reads keep 5 s.
  */
-const SCHEDULE_UPDATE_DEADLINE_MS = 15_000;
+const SCHEDULE_WRITE_DEADLINE_MS = 15_000;
 const RECENT_RUNS = 10;
 const DEFAULT_PAGE_SIZE = 50;
 const MAX_PAGE_SIZE = 200;
@@ -396,7 +397,7 @@ export function recurringRoutes(app: FastifyInstance, deps: ApiDeps): void {
                 ...('maxRuns' in changes ? (remaining !== undefined ? { remainingActions: remaining } : {}) : prev.state.remainingActions !== undefined ? { remainingActions: prev.state.remainingActions } : {}),
               },
             })),
-            SCHEDULE_UPDATE_DEADLINE_MS,
+            SCHEDULE_WRITE_DEADLINE_MS,
           );
         } catch (err) {
           if (!(err instanceof ScheduleNotFoundError)) throw err;
@@ -440,7 +441,7 @@ export function recurringRoutes(app: FastifyInstance, deps: ApiDeps): void {
           await withDeadline(() => client.workflow.getHandle(temporalId(row)).signal(action));
         } else {
           const handle = client.schedule.getHandle(temporalId(row));
-          await withDeadline(() => (paused ? handle.pause('paused through the nightwatch API') : handle.unpause('resumed through the nightwatch API')));
+          await withDeadline(() => (paused ? handle.pause('paused through the nightwatch API') : handle.unpause('resumed through the nightwatch API')), SCHEDULE_WRITE_DEADLINE_MS);
         }
       } catch (err) {
         if (err instanceof ScheduleNotFoundError) throw new ApiError(409, 'schedule_missing', `recurring task ${row.id}: its Schedule does not exist in Temporal; PATCH the recurring task to create it again`);
@@ -456,7 +457,7 @@ export function recurringRoutes(app: FastifyInstance, deps: ApiDeps): void {
     try {
       if (row.kind === 'delay') await withDeadline(() => client.workflow.getHandle(temporalId(row)).signal('trigger'));
       // Run now, beside a run in progress if there is one (Temporal's default for a trigger).
-      else await withDeadline(() => client.schedule.getHandle(temporalId(row)).trigger(ScheduleOverlapPolicy.ALLOW_ALL));
+      else await withDeadline(() => client.schedule.getHandle(temporalId(row)).trigger(ScheduleOverlapPolicy.ALLOW_ALL), SCHEDULE_WRITE_DEADLINE_MS);
     } catch (err) {
       if (err instanceof ScheduleNotFoundError || err instanceof WorkflowNotFoundError) {
         throw new ApiError(409, 'schedule_missing', `recurring task ${row.id}: nothing runs it in Temporal (finished, or deleted there); PATCH it to start it again`);
@@ -483,7 +484,7 @@ export function recurringRoutes(app: FastifyInstance, deps: ApiDeps): void {
     // Every time in the range gets its run, one after the other, unless another policy is asked for.
     const overlap: Overlap = body.overlap === undefined ? 'BUFFER_ALL' : range.overlap;
     try {
-      await withDeadline(() => client.schedule.getHandle(temporalId(row)).backfill({ start: range.startAt!, end: range.endAt!, overlap }));
+      await withDeadline(() => client.schedule.getHandle(temporalId(row)).backfill({ start: range.startAt!, end: range.endAt!, overlap }), SCHEDULE_WRITE_DEADLINE_MS);
     } catch (err) {
       if (err instanceof ScheduleNotFoundError) throw new ApiError(409, 'schedule_missing', `${what}: its Schedule does not exist in Temporal; PATCH the recurring task to create it again`);
       temporalFailure(request, err, what);

@@ -179,13 +179,15 @@ describe('schedules', () => {
   it('pauses, resumes and triggers; a pause through Temporal itself shows and is kept', async () => {
     const rec = await create({ cron: '0 0 0 1 1 *' }); // once a year: nothing runs unless triggered
     const paused = await call('POST', `/recurring-tasks/${rec.id}/pause`);
+    expect(paused.status, JSON.stringify(paused.body)).toBe(200);
     expect(paused.body.live.paused).toBe(true);
     expect(paused.body.settings.paused).toBe(true);
     const triggered = await call('POST', `/recurring-tasks/${rec.id}/trigger`);
-    expect(triggered.status).toBe(202);
+    expect(triggered.status, JSON.stringify(triggered.body)).toBe(202);
     const [run] = await waitForRuns(rec.id, 1, 30_000, true);
     expect(run!.status).toBe('Succeeded');
     const resumed = await call('POST', `/recurring-tasks/${rec.id}/resume`);
+    expect(resumed.status, JSON.stringify(resumed.body)).toBe(200);
     expect(resumed.body.live.paused).toBe(false);
 
     // `temporal schedule pause` (the client's equivalent): the API shows it and a PATCH keeps it.
@@ -274,6 +276,7 @@ describe('fixed delay', () => {
     expect(runs[1]!.createdAt.getTime() - first.finishedAt!.getTime()).toBeGreaterThanOrEqual(2_900);
 
     const paused = await call('POST', `/recurring-tasks/${rec.id}/pause`);
+    expect(paused.status, JSON.stringify(paused.body)).toBe(200);
     expect(paused.body.live.paused).toBe(true);
     await waitFor('runs to settle', async () => ((await runsOf(rec.id)).every((r) => isFinal(r.status)) ? true : undefined), 60_000);
     const settled = (await runsOf(rec.id)).length;
@@ -284,6 +287,7 @@ describe('fixed delay', () => {
     expect((await call('POST', `/recurring-tasks/${rec.id}/trigger`)).status).toBe(202);
     await waitForRuns(rec.id, settled + 1, 30_000);
     const resumed = await call('POST', `/recurring-tasks/${rec.id}/resume`);
+    expect(resumed.status, JSON.stringify(resumed.body)).toBe(200);
     expect(resumed.body.live.paused).toBe(false);
     await waitForRuns(rec.id, settled + 2, 60_000);
     const all = await waitForRuns(rec.id, settled + 2, 60_000, true);
