@@ -17,7 +17,9 @@ RUN printf '#!/bin/sh\necho "the Prisma schema engine is not in this image; migr
 ENV PRISMA_SCHEMA_ENGINE_BINARY=/usr/local/bin/prisma-schema-engine-stub CHECKPOINT_DISABLE=1
 COPY package.json package-lock.json prisma.config.ts ./
 COPY prisma ./prisma
-# postinstall runs `prisma generate` too; it is run again below once the sources are in place.
+COPY patches ./patches
+# postinstall applies patches/ (patch-package) and runs `prisma generate`; generate is run again
+# below once the sources are in place.
 RUN npm ci --no-audit --no-fund --loglevel=error
 COPY tsconfig.json ./
 COPY src ./src
@@ -30,9 +32,12 @@ RUN npx prisma generate \
 FROM ${NODE_IMAGE} AS runtime-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY patches ./patches
 # Production dependencies only. No install scripts are needed: the native parts (Temporal's core
-# bridge, SWC, esbuild) come as prebuilt per-platform packages.
+# bridge, SWC, esbuild) come as prebuilt per-platform packages. patches/ is applied on its own
+# (the Temporal worker's patch: README, "Scale"); patch-package fails the build if it does not apply.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error \
+ && npx --no-install patch-package --error-on-fail \
  && npm cache clean --force
 
 FROM ${NODE_IMAGE}

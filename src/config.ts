@@ -79,6 +79,14 @@ const schema = z.object({
    * its short history on its next task. See README, "Scale".
    */
   WORKER_MAX_CACHED_WORKFLOWS: int(2, 100_000).default(1_000),
+  /**
+   * Longest a workflow may run in one go inside the worker's sandbox before the SDK calls it a
+   * deadlock; 0 (the default) sets no limit. Any limit makes Node start a watchdog thread for each
+   * of the dozens of calls into the sandbox per workflow task: 170 µs each against 1.5 µs without,
+   * about 15% of the worker's CPU at 1,000 tasks (patches/@temporalio+worker+*.patch makes 0 mean
+   * "none"; the SDK alone cannot). nightwatch runs only its own workflow code there. README, "Scale".
+   */
+  WORKER_WORKFLOW_DEADLOCK_TIMEOUT: z.union([z.literal('0').transform(() => 0), duration]).default(0),
   /** The worker's Prometheus endpoint (GET /metrics, nightwatch_* metrics); 0 turns it off. README, "Operating". */
   WORKER_METRICS_PORT: int(0, 65535).default(9464),
   /** The Temporal SDK's own worker metrics (temporal_*), served by its runtime on /metrics; 0 turns them off. */

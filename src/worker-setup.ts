@@ -75,6 +75,8 @@ export const observeActivities: ActivityInterceptorsFactory = () => {
 export async function buildWorker(deps: WorkerDeps, overrides: Partial<WorkerOptions> = {}): Promise<Worker> {
   const { config } = deps;
   exposeTaskCounts(deps.prisma);
+  // The SDK reads isolateExecutionTimeout but leaves it out of the WorkerOptions type.
+  const sandbox = { isolateExecutionTimeout: config.WORKER_WORKFLOW_DEADLOCK_TIMEOUT } as Partial<WorkerOptions>;
   return Worker.create({
     interceptors: { activity: [observeActivities] },
     connection: deps.connection,
@@ -95,6 +97,8 @@ export async function buildWorker(deps: WorkerDeps, overrides: Partial<WorkerOpt
     maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
     maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
+    // 0: no watchdog thread per call into the workflow sandbox (src/config.ts, patches/).
+    ...sandbox,
     ...overrides,
   });
 }
