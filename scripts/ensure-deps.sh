@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs the npm dependencies when node_modules is missing or out of date with
 # package-lock.json or patches/ (applied by postinstall), so `npm start` and `npm test` work on a
-# fresh clone. `npm install`
-# rather than `npm ci`: ci refuses a lock whose optional per-platform packages (@swc/core's
-# darwin and win32 builds) a registry mirror does not carry, while install skips them.
+# fresh clone. `npm install` rather than `npm ci`: ci refuses a lock whose optional per-platform
+# packages (@swc/core's darwin and win32 builds) a registry mirror does not carry, while install
+# skips them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${NIGHTWATCH_CACHE:-$HOME/.cache/nightwatch}
 stamp=node_modules/.package-lock.json
-if [ -f $stamp ] && [ $stamp -nt package-lock.json ] && [ -x node_modules/.bin/vitest ] && [ -z "$(find patches -newer $stamp -print -quit 2>/dev/null)" ]; then
+if [ -f "$stamp" ] && [ "$stamp" -nt package-lock.json ] && [ -x node_modules/.bin/vitest ] && [ -z "$(find patches -newer "$stamp" -print -quit 2>/dev/null)" ]; then
   exit 0
 fi
 # Prisma's CLI fetches its schema engine at start-up; nightwatch needs only `prisma generate`

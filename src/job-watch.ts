@@ -434,8 +434,7 @@ function createSignalPump(options: JobWatchOptions, stats: JobWatchStats, log: (
         if (finals.get(item.uid)?.signal.key === item.key) finals.delete(item.uid);
         return;
       }
-      const lost = item.ends && !item.resend && toLose > 0;
-      if (lost) toLose--;
+      if (item.ends && !item.resend && toLose > 0) toLose--;
       else {
         await options.client.workflowService.signalWorkflowExecution({
           namespace: options.client.options.namespace,

@@ -144,6 +144,7 @@ export function recurringRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const prefix = config.WORKFLOW_ID_PREFIX;
   const temporalId = (row: { id: bigint }) => recurringWorkflowId(row.id.toString(), prefix);
   const withDeadline = <T>(fn: () => Promise<T>, ms = TEMPORAL_CALL_DEADLINE_MS) => client.withDeadline(Date.now() + ms, fn);
+  const writeSchedule = <T>(fn: () => Promise<T>) => withDeadline(fn, SCHEDULE_WRITE_DEADLINE_MS);
 
   async function own(request: FastifyRequest<{ Params: { id: string } }>): Promise<RecurringTask> {
     const id = parseId(request.params.id);
@@ -381,7 +382,7 @@ export function recurringRoutes(app: FastifyInstance, deps: ApiDeps): void {
         const remaining = s.maxRuns === null ? undefined : Math.max(0, s.maxRuns - (await runsSoFar(updated)));
         const handle = client.schedule.getHandle(temporalId(updated));
         try {
-          await withDeadline(() =>
+          await writeSchedule(() =>
             handle.update((prev) => ({
               ...prev,
               // Only what this PATCH names; anything changed with `temporal schedule` stays.
@@ -397,7 +398,6 @@ export function recurringRoutes(app: FastifyInstance, deps: ApiDeps): void {
                 ...('maxRuns' in changes ? (remaining !== undefined ? { remainingActions: remaining } : {}) : prev.state.remainingActions !== undefined ? { remainingActions: prev.state.remainingActions } : {}),
               },
             })),
-            SCHEDULE_WRITE_DEADLINE_MS,
           );
         } catch (err) {
           if (!(err instanceof ScheduleNotFoundError)) throw err;
@@ -441,7 +441,7 @@ export function recurringRoutes(app: FastifyInstance, deps: ApiDeps): void {
           await withDeadline(() => client.workflow.getHandle(temporalId(row)).signal(action));
         } else {
           const handle = client.schedule.getHandle(temporalId(row));
-          await withDeadline(() => (paused ? handle.pause('paused through the nightwatch API') : handle.unpause('resumed through the nightwatch API')), SCHEDULE_WRITE_DEADLINE_MS);
+          await writeSchedule(() => (paused ? handle.pause('paused through the nightwatch API') : handle.unpause('resumed through the nightwatch API')));
         }
       } catch (err) {
         if (err instanceof ScheduleNotFoundError) throw new ApiError(409, 'schedule_missing', `recurring task ${row.id}: its Schedule does not exist in Temporal; PATCH the recurring task to create it again`);
@@ -457,7 +457,7 @@ export function recurringRoutes(app: FastifyInstance, deps: ApiDeps): void {
     try {
       if (row.kind === 'delay') await withDeadline(() => client.workflow.getHandle(temporalId(row)).signal('trigger'));
       // Run now, beside a run in progress if there is one (Temporal's default for a trigger).
-      else await withDeadline(() => client.schedule.getHandle(temporalId(row)).trigger(ScheduleOverlapPolicy.ALLOW_ALL), SCHEDULE_WRITE_DEADLINE_MS);
+      else await writeSchedule(() => client.schedule.getHandle(temporalId(row)).trigger(ScheduleOverlapPolicy.ALLOW_ALL));
     } catch (err) {
       if (err instanceof ScheduleNotFoundError || err instanceof WorkflowNotFoundError) {
         throw new ApiError(409, 'schedule_missing', `recurring task ${row.id}: nothing runs it in Temporal (finished, or deleted there); PATCH it to start it again`);
@@ -484,7 +484,7 @@ export function recurringRoutes(app: FastifyInstance, deps: ApiDeps): void {
     // Every time in the range gets its run, one after the other, unless another policy is asked for.
     const overlap: Overlap = body.overlap === undefined ? 'BUFFER_ALL' : range.overlap;
     try {
-      await withDeadline(() => client.schedule.getHandle(temporalId(row)).backfill({ start: range.startAt!, end: range.endAt!, overlap }), SCHEDULE_WRITE_DEADLINE_MS);
+      await writeSchedule(() => client.schedule.getHandle(temporalId(row)).backfill({ start: range.startAt!, end: range.endAt!, overlap }));
     } catch (err) {
       if (err instanceof ScheduleNotFoundError) throw new ApiError(409, 'schedule_missing', `${what}: its Schedule does not exist in Temporal; PATCH the recurring task to create it again`);
       temporalFailure(request, err, what);
