@@ -7,6 +7,7 @@ import { podOptions, type Policy } from '../src/policy.ts';
 import { createAdmissionActivities, loadTaskWithCap, startableWithinUserCaps } from './admission.ts';
 import { createDatabaseActivities } from './database.ts';
 import { createKubernetesActivities, type JobLookup } from './kubernetes.ts';
+import { createLaunchActivities } from './launch.ts';
 import { createRecurringActivities } from './recurring.ts';
 import { createRetentionActivities, RETENTION_OFF, type RetentionSettings } from './retention.ts';
 import { createTemporalActivities } from './temporal.ts';
@@ -30,10 +31,13 @@ export function createActivities(deps: ActivityDeps) {
   const admission = { maxTasksInProgressPerUser: deps.maxTasksInProgressPerUser ?? 0 };
   const measure = measurements(deps);
   const database = createDatabaseActivities(deps.prisma, deps.policy, measure);
+  const loadTask = loadTaskWithCap(database.loadTask, admission);
+  const kubernetes = createKubernetesActivities(deps.kube, deps.jobs, podOptions(deps.policy), { ...measure, classicTaskInfo: classicTaskInfo(deps.prisma) });
   return {
     ...database,
-    loadTask: loadTaskWithCap(database.loadTask, admission),
-    ...createKubernetesActivities(deps.kube, deps.jobs, podOptions(deps.policy), { ...measure, classicTaskInfo: classicTaskInfo(deps.prisma) }),
+    loadTask,
+    ...kubernetes,
+    ...createLaunchActivities({ loadTask, createJob: kubernetes.createJob, markStatus: database.markStatus }),
     ...createTemporalActivities(deps.temporal, { startable: startableWithinUserCaps(deps.prisma, admission) }),
     ...createRecurringActivities(deps.prisma, deps.temporal),
     ...createAdmissionActivities(deps.prisma, admission),
@@ -81,4 +85,5 @@ function measurements(deps: Pick<ActivityDeps, 'prisma' | 'jobs'>) {
 // The types workflows need; they import nothing else from here.
 export type { TaskRef } from './database.ts';
 export type { JobObservation } from './kubernetes.ts';
+export type { LaunchResult } from './launch.ts';
 export type { RetentionPlan } from './retention.ts';

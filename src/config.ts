@@ -87,6 +87,14 @@ const schema = z.object({
    * "none"; the SDK alone cannot). nightwatch runs only its own workflow code there. README, "Scale".
    */
   WORKER_WORKFLOW_DEADLOCK_TIMEOUT: z.union([z.literal('0').transform(() => 0), duration]).default(0),
+  /**
+   * Whether the worker records where each workflow waits, for the Web UI's "Stack Trace" tab (the
+   * `__stack_trace` query). The SDK does it with a hook on every promise created in workflow code,
+   * which captures and source-maps a stack trace each time: a quarter of the worker's CPU at 1,000
+   * tasks (patches/@temporalio+worker+*.patch lets it be turned off). Off by default; the query then
+   * answers that stack traces are not enabled. README, "Scale".
+   */
+  WORKER_WORKFLOW_STACK_TRACES: bool.default(false),
   /** The worker's Prometheus endpoint (GET /metrics, nightwatch_* metrics); 0 turns it off. README, "Operating". */
   WORKER_METRICS_PORT: int(0, 65535).default(9464),
   /** The Temporal SDK's own worker metrics (temporal_*), served by its runtime on /metrics; 0 turns them off. */

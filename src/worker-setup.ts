@@ -72,11 +72,22 @@ export const observeActivities: ActivityInterceptorsFactory = () => {
   };
 };
 
+/**
+ * How the SDK's workflow sandbox runs: by default with no watchdog thread per call into it and no
+ * stack trace captured per promise in it (src/config.ts, patches/). The SDK reads
+ * isolateExecutionTimeout but leaves it out of the WorkerOptions type; workflowStackTraces is the
+ * patch's own option.
+ */
+export function sandboxOptions(config: Pick<Config, 'WORKER_WORKFLOW_DEADLOCK_TIMEOUT' | 'WORKER_WORKFLOW_STACK_TRACES'>): Partial<WorkerOptions> {
+  return {
+    isolateExecutionTimeout: config.WORKER_WORKFLOW_DEADLOCK_TIMEOUT,
+    workflowStackTraces: config.WORKER_WORKFLOW_STACK_TRACES,
+  } as Partial<WorkerOptions>;
+}
+
 export async function buildWorker(deps: WorkerDeps, overrides: Partial<WorkerOptions> = {}): Promise<Worker> {
   const { config } = deps;
   exposeTaskCounts(deps.prisma);
-  // The SDK reads isolateExecutionTimeout but leaves it out of the WorkerOptions type.
-  const sandbox = { isolateExecutionTimeout: config.WORKER_WORKFLOW_DEADLOCK_TIMEOUT } as Partial<WorkerOptions>;
   return Worker.create({
     interceptors: { activity: [observeActivities] },
     connection: deps.connection,
@@ -97,8 +108,7 @@ export async function buildWorker(deps: WorkerDeps, overrides: Partial<WorkerOpt
     maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
     maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
-    // 0: no watchdog thread per call into the workflow sandbox (src/config.ts, patches/).
-    ...sandbox,
+    ...sandboxOptions(config),
     ...overrides,
   });
 }

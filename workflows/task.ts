@@ -1,7 +1,7 @@
 // taskWorkflow (workflow id task-<id>): owns one task row from submission until it is final.
-//   loadTask → (invalid info: Failed) → createJob → Pending → follow the Job: wait for the
-//   worker's Job watch to signal a change (or read it after a quiet spell), writing each forward
-//   change → Succeeded | Failed | Cancelled.
+//   loadTask → (invalid info: Failed) → createJob → Pending (one local activity, launchTask, for
+//   a plain new task) → follow the Job: wait for the worker's Job watch to signal a change (or read
+//   it after a quiet spell), writing each forward change → Succeeded | Failed | Cancelled.
 // Rows already Pending/Running (reconcile, the classic Go nightwatch) skip creation and
 // adopt the Job that exists. A `cancel` signal deletes the Job and ends Cancelled.
 import {
@@ -41,6 +41,14 @@ const POD_STATUS_PATCH = 'pod-status';
  * the run ends; the dispatcher starts it again once the user has room.
  */
 const USER_CAP_PATCH = 'per-user-cap';
+/**
+ * Runs from before the launch step loaded the row, created the Job and wrote Pending as three
+ * local activities (three markers, three round trips to the workflow thread). New runs take them as
+ * one (activities/launch.ts), falling back to the steps one by one whenever the row is not the
+ * plain case. The launch implies the Job watch, so a new run records this marker instead of
+ * JOB_WATCH_PATCH's, not beside it; runs with JOB_WATCH_PATCH's marker replay as before.
+ */
+const LAUNCH_PATCH = 'launch';
 /**
  * With no signal from the Job watch for this long, the workflow looks at the Job itself (from the
  * watch's cache, so no request to the API server): a lost signal costs time, never the task.
@@ -127,7 +135,9 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
     // Replicas' signals may cross: a late Running must not hide a Succeeded that came first.
     if (signalled === null || progress(seen) >= progress(signalled)) signalled = seen;
   });
-  const watched = patched(JOB_WATCH_PATCH);
+  // A cancel taken in with the start (or a continued run) has nothing to launch.
+  const launching = !input.observing && cancelReason === null && patched(LAUNCH_PATCH);
+  const watched = launching || patched(JOB_WATCH_PATCH);
   /**
    * Asked only when an observation says more than a status (a waiting reason, a refusal), so the
    * patch marker (two history events) is recorded by the tasks that need it, not by every task.
@@ -143,7 +153,15 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
   if (input.observing) {
     task = input.observing.task;
   } else {
-    const loaded = await db.loadTask(input.taskId);
+    const launched = launching ? await db.launchTask(input.taskId) : null;
+    if (launched?.outcome === 'launched' || launched?.outcome === 'rejected') {
+      task = launched.task;
+      attempt = task.attempt;
+      if (launched.outcome === 'rejected') return finish(task, TaskStatus.Failed, launched.reason);
+      if (!launched.write.updated) return stopFor(task, launched.write.current);
+      return follow({ ...task, status: TaskStatus.Pending }, true, input.fallbackAfterMs ?? FALLBACK_INITIAL_MS);
+    }
+    const loaded = launched ? (launched.outcome === 'gone' ? null : launched.loaded) : await db.loadTask(input.taskId);
     if (!loaded) return { status: 'Deleted' };
     if (isFinal(loaded.status)) return { status: loaded.status, reason: 'already final' };
     const { valid: _valid, ...ref } = loaded;

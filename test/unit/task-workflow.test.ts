@@ -132,11 +132,16 @@ describe('taskWorkflow', () => {
     expect(w.calls.filter((c) => c.startsWith('markStatus'))).toEqual(['markStatus:Pending', 'markStatus:Running', 'markStatus:Succeeded']);
     expect(w.calls.filter((c) => c === 'createJob')).toHaveLength(1);
     expect(reads(w)).toEqual([]);
-    // Uncapped, with nothing to say but statuses: no admission step, and only the job-watch patch recorded.
+    // Uncapped, with nothing to say but statuses: no admission step, and only the launch patch recorded.
     expect(w.calls.some((c) => c.startsWith('admitTask'))).toBe(false);
     const { events } = await handle.fetchHistory();
-    const patches = (events ?? []).filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch');
-    expect(patches).toHaveLength(1);
+    const markers = (name: string) => (events ?? []).filter((e) => e.markerRecordedEventAttributes?.markerName === name);
+    const patches = markers('core_patch');
+    const patchData = patches.map((e) => Buffer.from(e.markerRecordedEventAttributes!.details!['patch-data']!.payloads![0]!.data!).toString());
+    expect(patchData).toEqual([expect.stringContaining('"launch"')]);
+    // Load, create and Pending as one local activity, then one for Running and one for Succeeded.
+    expect(markers('core_local_activity')).toHaveLength(3);
+    expect(events!.length).toBeLessThanOrEqual(19);
   });
 
   it('reads the Job itself when the watch stays silent, so a lost signal costs only time', async () => {
@@ -182,15 +187,16 @@ describe('taskWorkflow', () => {
   it('keeps retrying through an outage, showing the error on the row, then clears it', async () => {
     const w = newTask();
     const outage = () => ApplicationFailure.retryable('connect ECONNREFUSED 127.0.0.1:6443', 'KubernetesUnavailable');
-    // three activity attempts fail (the activity's own quick retries), then the workflow's backoff takes over
-    w.createFailures = [outage(), outage(), outage()];
+    // The launch's create fails, then three attempts of the createJob step (its own quick
+    // retries), then the workflow's backoff takes over.
+    w.createFailures = [outage(), outage(), outage(), outage()];
     const handle = await start(w);
     await untilStatus(w, 'Pending');
     await handle.signal(jobChangedSignal, running('Succeeded'));
     expect((await handle.result()).status).toBe('Succeeded');
     expect(w.reasons[0]).toMatch(/^creating the Job failed: connect ECONNREFUSED 127\.0\.0\.1:6443; retrying in 2 s$/);
     expect(w.reasons.at(-1)).toBeNull();
-    expect(w.calls.filter((c) => c === 'createJob')).toHaveLength(4);
+    expect(w.calls.filter((c) => c === 'createJob')).toHaveLength(5);
   }, 30_000);
 
   it('on cancel deletes the Job and ends Cancelled with the reason given', async () => {
