@@ -85,5 +85,4 @@ function measurements(deps: Pick<ActivityDeps, 'prisma' | 'jobs'>) {
 // The types workflows need; they import nothing else from here.
 export type { TaskRef } from './database.ts';
 export type { JobObservation } from './kubernetes.ts';
-export type { LaunchResult } from './launch.ts';
 export type { RetentionPlan } from './retention.ts';

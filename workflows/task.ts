@@ -138,6 +138,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
   // A cancel taken in with the start (or a continued run) has nothing to launch.
   const launching = !input.observing && cancelReason === null && patched(LAUNCH_PATCH);
   const watched = launching || patched(JOB_WATCH_PATCH);
+  const fallbackMs = input.fallbackAfterMs ?? FALLBACK_INITIAL_MS;
   /**
    * Asked only when an observation says more than a status (a waiting reason, a refusal), so the
    * patch marker (two history events) is recorded by the tasks that need it, not by every task.
@@ -159,7 +160,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
       attempt = task.attempt;
       if (launched.outcome === 'rejected') return finish(task, TaskStatus.Failed, launched.reason);
       if (!launched.write.updated) return stopFor(task, launched.write.current);
-      return follow({ ...task, status: TaskStatus.Pending }, true, input.fallbackAfterMs ?? FALLBACK_INITIAL_MS);
+      return follow({ ...task, status: TaskStatus.Pending }, true, fallbackMs);
     }
     const loaded = launched ? (launched.outcome === 'gone' ? null : launched.loaded) : await db.loadTask(input.taskId);
     if (!loaded) return { status: 'Deleted' };
@@ -196,7 +197,6 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskWorkfl
     }
   }
   if (!watched) return observeByPolling(task, input.observing?.pollMs ?? POLL_INITIAL_MS);
-  const fallbackMs = input.fallbackAfterMs ?? FALLBACK_INITIAL_MS;
   return follow(task, created, input.observing?.pollMs ?? fallbackMs);
 
   /**
