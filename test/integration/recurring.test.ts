@@ -116,9 +116,11 @@ describe('schedules', () => {
     for (const run of runs.slice(0, 3)) {
       const at = scheduledAt(run);
       expect(at.getUTCSeconds() % 4).toBe(0);
-      // Written within a second of the time it was scheduled for.
+      // Written at its tick, never before it and before the next one is due (4 s later). Not a
+      // tighter bound: on a loaded 2-core CI machine the Schedule's action plus the first workflow
+      // task took 1.1 s once, and a latency target is the benchmarks' business, not a test's.
       expect(run.createdAt.getTime() - at.getTime(), `${run.name} created at ${run.createdAt.toISOString()}`).toBeGreaterThanOrEqual(0);
-      expect(run.createdAt.getTime() - at.getTime(), `${run.name} created at ${run.createdAt.toISOString()}`).toBeLessThan(1_000);
+      expect(run.createdAt.getTime() - at.getTime(), `${run.name} created at ${run.createdAt.toISOString()}`).toBeLessThan(4_000);
       expect(run).toMatchObject({ status: 'Succeeded', userId: ALICE.user, namespace: stack.namespace });
     }
     await expectOneRunPerTask(stack.jobs, runs.slice(0, 3));
