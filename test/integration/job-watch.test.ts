@@ -136,7 +136,11 @@ describe('the Job watch', () => {
     const watch = worker.watch;
     expect(watch.stats.signalsResent).toBeGreaterThanOrEqual(1);
     expect(calls.get('readNamespacedJob') ?? 0).toBe(0);
-    // The workflow has ended: the next resend hears "not found" and the change is forgotten.
+    // The workflow has ended (its final row is written in its last workflow task, whose completion
+    // reaches the server a moment later, so wait for the run to close): the next resend hears
+    // "not found" and the change is forgotten.
+    const handle = stack.client.workflow.getHandle(taskWorkflowId(task.id.toString(), stack.config.WORKFLOW_ID_PREFIX));
+    await expect.poll(async () => (await handle.describe()).status.name, { timeout: 10_000 }).toBe('COMPLETED');
     const resent = watch.stats.signalsResent;
     await new Promise((r) => setTimeout(r, 3_000));
     expect(watch.stats.signalsResent).toBeLessThanOrEqual(resent + 1);
