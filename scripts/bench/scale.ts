@@ -1,8 +1,9 @@
 // Benchmark: N tasks at once, side by side with the cluster alone, in one run (issue "Scale").
 //   eval "$(npm run -s stack env)"
-//   npm exec -- tsx scripts/bench/scale.ts [tasks=1000] [--workers=1] [--run=2s] [--no-baseline] [--worker-processes [--tsx] [--worker-node-options='…']]
+//   npm exec -- tsx scripts/bench/scale.ts [tasks=1000] [--workers=1] [--run=2s] [--no-baseline] [--baseline-jobs=minimal|nightwatch] [--worker-processes [--tsx] [--worker-node-options='…']]
 // 1. The cluster alone: N Jobs created straight through the Kubernetes API (20 in flight, about
-//    what a worker's concurrent activities amount to), timed until all are Complete.
+//    what a worker's concurrent activities amount to), timed until all are Complete. The Jobs are
+//    minimal ones, or with --baseline-jobs=nightwatch the very Jobs nightwatch creates.
 // 2. nightwatch: N rows inserted at once with plain SQL, the Schedule's default cadence, worker(s)
 //    with their Job watch in this process. Timed from the insert to the first Job and from the first
 //    Job until every row is Succeeded; the ratio to (1) is the figure that matters.
@@ -25,6 +26,9 @@ import { createPrisma } from '../../src/db/client.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { createKubeClients, type KubeClients } from '../../src/kubernetes.ts';
 import { ensureSchedules } from '../../src/schedules.ts';
+import { checkInfoAgainstPolicy, podOptions, policyFromConfig } from '../../src/policy.ts';
+import { parseTaskInfo } from '../../src/task/info.ts';
+import { buildJob, type JobTask } from '../../src/task/job.ts';
 import { jobStatusToTaskStatus } from '../../src/task/job-status.ts';
 import { connectTemporalClient } from '../../src/temporal.ts';
 import { connectWorker, startNightwatchWorker, WORKFLOWS_PATH, type NightwatchWorker } from '../../src/worker-setup.ts';
@@ -47,6 +51,15 @@ const workerNodeOptions = flag('worker-node-options', '');
 const tag = randomBytes(3).toString('hex');
 const kube = createKubeClients(process.env.KUBECONFIG);
 const podAnnotations: Record<string, string> = runFor === '2s' ? {} : { 'nightwatch.io/kwok-run-duration': runFor };
+/** Each task's `info`, as inserted into its row. */
+const taskInfo = JSON.stringify({ image: 'alpine', command: ['true'], ...(runFor === '2s' ? {} : { annotations: podAnnotations }) });
+/**
+ * The Jobs the cluster alone runs: `minimal` (name, restartPolicy, the container) or `nightwatch`
+ * (the very Job nightwatch creates for such a task, built by src/task/job.ts under this machine's
+ * configured policy: its labels, backoffLimit and hardened pod).
+ */
+const baselineJobs = flag('baseline-jobs', 'minimal');
+if (baselineJobs !== 'minimal' && baselineJobs !== 'nightwatch') throw new Error(`--baseline-jobs must be minimal or nightwatch, not ${baselineJobs}`);
 
 const isComplete = (job: V1Job) => job.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True') ?? false;
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
@@ -68,6 +81,20 @@ async function deleteNamespace(name: string, wait: boolean): Promise<void> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Wait until no benchmark's namespace is left, deleting those an earlier run left behind. A run
+ * deletes its nightwatch namespace without waiting (its figures are printed first), and the
+ * cluster then spends a minute or so deleting those 1,000s of Jobs and pods: a run started right
+ * after would time the cluster alone while it is still doing that, and flatter the ratio.
+ */
+async function settleCluster(): Promise<void> {
+  const started = performance.now();
+  const { items } = await kube.core.listNamespace({ labelSelector: 'nightwatch.io/benchmark' });
+  const left = items.map((n) => n.metadata!.name!);
+  await Promise.all(left.map((name) => deleteNamespace(name, true)));
+  if (left.length > 0) console.error(`[bench] waited ${((performance.now() - started) / 1000).toFixed(1)} s for an earlier run's namespaces to be deleted: ${left.join(', ')}`);
+}
 
 /**
  * CPU seconds used so far by each process of the local stack (pid files under NW_STACK_DIR or
@@ -138,25 +165,28 @@ async function clusterAlone(): Promise<{ ms: number; cpu: Map<string, number> }>
   const namespace = `bench-cluster-${tag}`;
   await createNamespace(namespace);
   try {
+    const nightwatchJob = baselineJobs === 'nightwatch' ? jobBuilder(namespace) : null;
     const jobs = await watchJobs(namespace);
     const cpu0 = cpuSeconds();
     const t0 = performance.now();
     const names = Array.from({ length: count }, (_, i) => `job-${i}`);
     for (let i = 0; i < names.length; i += 20) {
       await Promise.all(
-        names.slice(i, i + 20).map((name) =>
+        names.slice(i, i + 20).map((name, j) =>
           kube.batch.createNamespacedJob({
             namespace,
-            body: {
-              metadata: { name },
-              spec: {
-                backoffLimit: 0,
-                template: {
-                  metadata: { annotations: podAnnotations },
-                  spec: { restartPolicy: 'Never', containers: [{ name: 'task', image: 'alpine', command: ['true'] }] },
+            body: nightwatchJob
+              ? nightwatchJob({ id: String(i + j + 1), name, namespace, attempt: 1 })
+              : {
+                  metadata: { name },
+                  spec: {
+                    backoffLimit: 0,
+                    template: {
+                      metadata: { annotations: podAnnotations },
+                      spec: { restartPolicy: 'Never', containers: [{ name: 'task', image: 'alpine', command: ['true'] }] },
+                    },
+                  },
                 },
-              },
-            },
           }),
         ),
       );
@@ -170,6 +200,16 @@ async function clusterAlone(): Promise<{ ms: number; cpu: Map<string, number> }>
     // Wait until its Jobs and pods are gone, so nightwatch's phase has the cluster to itself.
     await deleteNamespace(namespace, true);
   }
+}
+
+/** Builds the Job nightwatch would create for a task of this run, under the configured policy. */
+function jobBuilder(namespace: string): (task: JobTask) => V1Job {
+  const policy = policyFromConfig(loadConfig({ ...process.env, ALLOWED_NAMESPACES: namespace }));
+  const parsed = parseTaskInfo(taskInfo);
+  if (!parsed.ok) throw new Error(`the benchmark's task info is invalid: ${parsed.reason}`);
+  const checked = checkInfoAgainstPolicy(policy, parsed.info);
+  if (!checked.ok) throw new Error(`the benchmark's task info breaks the policy: ${checked.reason}`);
+  return (task) => buildJob(task, checked.info, podOptions(policy));
 }
 
 function rssMb(pid: number): number {
@@ -295,7 +335,7 @@ async function nightwatch() {
         name: `task-${i}`,
         namespace,
         userId: 'bench',
-        info: JSON.stringify({ image: 'alpine', command: ['true'], ...(runFor === '2s' ? {} : { annotations: podAnnotations }) }),
+        info: taskInfo,
       })),
     });
     let rssWhileInFlight = 0;
@@ -393,6 +433,7 @@ async function nightwatch() {
   }
 }
 
+await settleCluster();
 const cluster = baseline ? await clusterAlone() : null;
 const clusterMs = cluster?.ms ?? NaN;
 const nw = await nightwatch();
@@ -401,7 +442,7 @@ console.log();
 console.log(`${count} tasks of ${runFor}, ${workerCount} worker(s), dispatch every ${nw.dispatchInterval / 1000} s`);
 row('measure', 'figure');
 row('-'.repeat(58), '-'.repeat(24));
-if (baseline) row('the cluster alone: all Complete', seconds(clusterMs));
+if (baseline) row(`the cluster alone: all Complete (${baselineJobs} Jobs)`, seconds(clusterMs));
 row('tasks not Succeeded / with more than one Job / Jobs seen', `${nw.notSucceeded} / ${nw.runTwice} / ${nw.jobsSeen}`);
 row('nightwatch: insert → first Job', seconds(nw.insertToFirstJobMs));
 row('nightwatch: insert → all Jobs created', seconds(nw.insertToAllJobsMs));
