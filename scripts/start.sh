@@ -15,13 +15,22 @@ npm run -s db:migrate
 npm run -s db:seed
 
 # Node itself, not `npm run`: npm does not pass SIGTERM on, and both processes shut down
-# gracefully on it (in-flight activities and requests finish).
+# gracefully on it (in-flight activities and requests finish). Each runs in a session of its own,
+# so that Ctrl-C reaches only this script, which passes on one SIGTERM: a terminal's Ctrl-C goes to
+# its whole process group, and a second signal (the group's SIGINT, then this script's SIGTERM)
+# ends a Temporal worker at once, skipping its drain (the SDK stops listening after the first).
+# Further Ctrl-Cs while they drain (npm passes its own SIGINT on too) are ignored here.
 node=node_modules/.bin/node
 pids=()
-stop() { trap - INT TERM EXIT; kill -TERM "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true; }
+stop() {
+  trap '' INT TERM
+  trap - EXIT
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+}
 trap stop INT TERM EXIT
-"$node" src/worker.ts & pids+=($!)
-"$node" src/api/server.ts & pids+=($!)
+setsid "$node" src/worker.ts & pids+=($!)
+setsid "$node" src/api/server.ts & pids+=($!)
 
 api="http://${API_HOST:-127.0.0.1}:${API_PORT:-8080}"
 for _ in $(seq 1 120); do curl -sf "$api/healthz" >/dev/null 2>&1 && break; sleep 0.5; done
