@@ -209,7 +209,8 @@ function jobBuilder(namespace: string): (task: JobTask) => V1Job {
   if (!parsed.ok) throw new Error(`the benchmark's task info is invalid: ${parsed.reason}`);
   const checked = checkInfoAgainstPolicy(policy, parsed.info);
   if (!checked.ok) throw new Error(`the benchmark's task info breaks the policy: ${checked.reason}`);
-  return (task) => buildJob(task, checked.info, podOptions(policy));
+  const pod = podOptions(policy);
+  return (task) => buildJob(task, checked.info, pod);
 }
 
 function rssMb(pid: number): number {

@@ -15,7 +15,7 @@ import { workflowUrl } from '../../src/temporal.ts';
 import { dispatchWatcher } from '../../src/watchers/dispatch.ts';
 import { taskWorkflowId } from '../../workflows/ids.ts';
 import { expectNoJob, expectOneRunPerAttempt, expectOneRunPerTask } from '../support/job-ledger.ts';
-import { connectStack, startWorker, testConfig, waitFor, type RunningWorker, type Stack } from '../support/stack.ts';
+import { connectStack, startWorker, testConfig, waitFor, waitForRunClosed, type RunningWorker, type Stack } from '../support/stack.ts';
 
 const tag = randomBytes(3).toString('hex');
 const ALICE = { user: `alice-${tag}`, token: `alice-token-${tag}` };
@@ -111,9 +111,7 @@ describe('POST /tasks', () => {
     expect(shown.status).toBe(200);
     expect(shown.body).toMatchObject({ id, status: 'Succeeded', reason: null, attempt: 1, info, workflowId });
     expect(shown.body.finishedAt).toBe(done.finishedAt!.toISOString());
-    // The workflow writes the final row in its last workflow task, whose completion reaches the
-    // server a moment later: the run is closed soon after the row says Succeeded, not before.
-    await expect.poll(async () => (await stack.client.workflow.getHandle(workflowId).describe()).status.name, { timeout: 10_000 }).toBe('COMPLETED');
+    await waitForRunClosed(stack.client, workflowId);
     await expectOneRunPerTask(stack.jobs, [done]);
   });
 

@@ -13,7 +13,7 @@ import type { Task } from '../../src/db/client.ts';
 import type { KubeClients } from '../../src/kubernetes.ts';
 import { taskWorkflowId } from '../../workflows/ids.ts';
 import { taskWorkflow } from '../../workflows/task.ts';
-import { connectStack, startWorker, waitFor, type RunningWorker, type Stack } from '../support/stack.ts';
+import { connectStack, startWorker, waitFor, waitForRunClosed, type RunningWorker, type Stack } from '../support/stack.ts';
 import { deleteJobsOf, insertTask, runFor, waitForStatus } from '../support/tasks.ts';
 
 const run = promisify(execFile);
@@ -136,11 +136,9 @@ describe('the Job watch', () => {
     const watch = worker.watch;
     expect(watch.stats.signalsResent).toBeGreaterThanOrEqual(1);
     expect(calls.get('readNamespacedJob') ?? 0).toBe(0);
-    // The workflow has ended (its final row is written in its last workflow task, whose completion
-    // reaches the server a moment later, so wait for the run to close): the next resend hears
-    // "not found" and the change is forgotten.
-    const handle = stack.client.workflow.getHandle(taskWorkflowId(task.id.toString(), stack.config.WORKFLOW_ID_PREFIX));
-    await expect.poll(async () => (await handle.describe()).status.name, { timeout: 10_000 }).toBe('COMPLETED');
+    // The workflow has ended (wait for the run to close, a moment after its final row): the next
+    // resend hears "not found" and the change is forgotten.
+    await waitForRunClosed(stack.client, taskWorkflowId(task.id.toString(), stack.config.WORKFLOW_ID_PREFIX));
     const resent = watch.stats.signalsResent;
     await new Promise((r) => setTimeout(r, 3_000));
     expect(watch.stats.signalsResent).toBeLessThanOrEqual(resent + 1);

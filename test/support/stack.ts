@@ -175,3 +175,17 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/**
+ * Wait until a workflow run is closed with `status` (e.g. COMPLETED). A task workflow writes its
+ * final row in its last workflow task, whose completion reaches the server a moment later: the run
+ * closes soon after the row is final, not before.
+ */
+export async function waitForRunClosed(client: Client, workflowId: string, status = 'COMPLETED', timeoutMs = 10_000): Promise<void> {
+  let last = '';
+  await waitFor(`workflow ${workflowId} to be ${status}`, async () => {
+    last = (await client.workflow.getHandle(workflowId).describe()).status.name;
+    return last === 'RUNNING' ? undefined : true;
+  }, timeoutMs, 100);
+  if (last !== status) throw new Error(`workflow ${workflowId} closed as ${last}, not ${status}`);
+}
