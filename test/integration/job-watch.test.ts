@@ -185,14 +185,22 @@ describe('the Job watch', () => {
     });
     const stackDir = process.env.NW_STACK_DIR || join(repo, '.stack');
     const pid = Number(await readFile(join(stackDir, 'run', 'kube-apiserver.pid'), 'utf8'));
+    let crash: unknown = null;
     try {
       // A crash, not a clean stop: the watch's connection breaks without a goodbye.
       process.kill(-pid, 'SIGKILL');
       await waitFor('the API server to be gone', async () => (exited(pid) ? true : undefined), 30_000);
-    } finally {
-      // Whatever happened above, the rest of the suite needs the API server back.
-      await run('bash', [join(repo, 'scripts/stack/stack.sh'), 'start'], { timeout: 120_000 });
+    } catch (err) {
+      crash = err;
     }
+    // Whatever happened above, the rest of the suite needs the API server back; when that fails
+    // too, both errors are reported (a plain finally would report only the restart's).
+    try {
+      await run('bash', [join(repo, 'scripts/stack/stack.sh'), 'start'], { timeout: 120_000 });
+    } catch (err) {
+      throw crash === null ? err : new AggregateError([crash, err], `crashing the API server (pid ${pid}) failed, then restarting it failed`);
+    }
+    if (crash !== null) throw crash;
     for (const t of batch) expect((await waitForStatus(stack, t.id, ['Succeeded', 'Failed'], 90_000)).status).toBe('Succeeded');
     expect(worker.watch.stats.restarts).toBeGreaterThanOrEqual(1);
     expect(worker.watch.healthy()).toBe(true);
