@@ -29,7 +29,7 @@ stop() {
   wait "${pids[@]}" 2>/dev/null || true
 }
 trap stop INT TERM EXIT
-setsid "$node" src/worker.ts & pids+=($!)
+NODE=$node setsid bash scripts/worker.sh & pids+=($!)
 setsid "$node" src/api/server.ts & pids+=($!)
 
 api="http://${API_HOST:-127.0.0.1}:${API_PORT:-8080}"

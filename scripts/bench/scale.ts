@@ -218,11 +218,15 @@ function rssMb(pid: number): number {
   return line ? Number(line[1]) / 1024 : NaN;
 }
 
-/** `npm run worker` (node running the TypeScript itself, as the script does) for this run's configuration. */
+/** What the worker processes said they run with (their malloc, their heap growth). */
+let workerRuntime: string | undefined;
+
+/** `npm run worker` (scripts/worker.sh: its malloc, then node running the TypeScript itself) for this run's configuration. */
 async function spawnWorkerProcess(config: Config, metricsPort: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [...(workerThroughTsx ? ['--import', 'tsx'] : []), join(import.meta.dirname, '../../src/worker.ts')], {
+  const child = spawn('bash', [join(import.meta.dirname, '../worker.sh'), ...(workerThroughTsx ? ['--import', 'tsx'] : [])], {
     env: {
       ...process.env,
+      NODE: process.execPath,
       DATABASE_URL: config.DATABASE_URL,
       TEMPORAL_TASK_QUEUE: config.TEMPORAL_TASK_QUEUE,
       WORKFLOW_ID_PREFIX: config.WORKFLOW_ID_PREFIX,
@@ -239,7 +243,17 @@ async function spawnWorkerProcess(config: Config, metricsPort: number): Promise<
     let out = '';
     const onData = (d: Buffer) => {
       out += d.toString();
-      if (out.includes('nightwatch worker: task queue')) resolve();
+      if (out.includes('nightwatch worker: task queue')) {
+        // The start-up line says which malloc and heap growth the worker runs with.
+        const started = out.split('\n').find((l) => l.includes('nightwatch worker: task queue'));
+        try {
+          const fields = JSON.parse(started ?? '') as { malloc?: string; heapGrowthPercent?: unknown };
+          workerRuntime = `malloc ${fields.malloc ?? '?'}, heap growth ${String(fields.heapGrowthPercent ?? '?')}`;
+        } catch {
+          // The line arrived in pieces or is not JSON: the table just does not say.
+        }
+        resolve();
+      }
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
@@ -458,7 +472,7 @@ row(
 );
 row('Job end → row, median / p90', `${nw.lagMedianMs} ms / ${nw.lagP90Ms} ms`);
 row('most tasks in flight (Pending or Running) at once', String(nw.mostInFlight));
-const processNotes = [workerThroughTsx && 'through tsx', workerNodeOptions && `NODE_OPTIONS=${workerNodeOptions}`].filter(Boolean);
+const processNotes = [workerThroughTsx && 'through tsx', workerNodeOptions && `NODE_OPTIONS=${workerNodeOptions}`, workerRuntime].filter(Boolean);
 const whose = workerProcesses ? ['largest worker process', ...processNotes].join(', ') : 'worker + benchmark';
 row(`RSS with ≥ 95% of tasks in flight (${whose})`, nw.rssWhileInFlight ? `${nw.rssWhileInFlight.toFixed(0)} MB` : 'n/a (never that many at once)');
 row(`RSS during the batch, max (${whose})`, `${nw.rssDuringBatch.toFixed(0)} MB`);

@@ -7,6 +7,8 @@
 //  - 401, 403 and 429 from the Kubernetes API are retried with the error on the row, then the task succeeds.
 // Faults come from a proxy in front of the real API server (test/support/fault-proxy.ts).
 import { spawn } from 'node:child_process';
+import { existsSync, realpathSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
@@ -147,6 +149,8 @@ describe('invalid configuration', () => {
     ['TEMPORAL_TLS', 'maybe'],
     ['DATABASE_URL', 'not a url'],
     ['WORKFLOW_ID_PREFIX', 'has spaces'],
+    ['WORKER_HEAP_GROWTH_PERCENT', 'lots'],
+    ['WORKER_MALLOC', '/nonexistent/libmalloc.so'],
   ])('`npm run worker` with %s=%s stops with an error naming the variable', async (variable, value) => {
     const worker = spawnWorker(stack.config, { [variable]: value });
     processes.push(worker);
@@ -164,6 +168,27 @@ describe('invalid configuration', () => {
     worker.ready.catch(() => undefined);
     expect(await worker.exited, worker.output()).toBe(1);
     expect(worker.output()).toMatch(/TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH/);
+  });
+
+  it.each(['auto', 'system'])('`npm run worker` with WORKER_MALLOC=%s runs on the malloc it says it runs on', async (choice) => {
+    // What `auto` picks (scripts/worker.sh): mimalloc, else jemalloc, else glibc's.
+    const dirs = ['/usr/local/lib', `/usr/lib/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`, '/usr/lib64', '/usr/lib'];
+    const found = ['libmimalloc.so.2', 'libjemalloc.so.2'].flatMap((name) => dirs.map((d) => `${d}/${name}`)).find((f) => existsSync(f));
+    const expected = choice === 'auto' ? found : undefined;
+    // A deployment of its own: its dispatcher and reconcile Schedules must not touch this file's rows.
+    const config = deployment();
+    const worker = spawnWorker(config, { WORKER_MALLOC: choice, LD_PRELOAD: '' });
+    processes.push(worker);
+    await worker.ready;
+    const maps = await readFile(`/proc/${worker.child.pid}/maps`, 'utf8');
+    const mapped = /\/\S*lib(?:mimalloc|jemalloc)\.so[.\d]*/.exec(maps)?.[0];
+    if (expected) expect(realpathSync(mapped ?? ''), maps).toBe(realpathSync(expected));
+    else expect(mapped, 'no other malloc mapped').toBeUndefined();
+    const line = worker.output().split('\n').find((l) => l.includes('nightwatch worker: task queue'))!;
+    expect(JSON.parse(line)).toMatchObject({ malloc: expected ?? "the system's", heapGrowthPercent: 30 });
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited).toBe(0);
+    await removeTemporalLeftovers(stack.client, config);
   });
 
   it('`npm run api` with API_PORT=99999 stops with an error naming the variable', async () => {

@@ -63,7 +63,8 @@ export async function deleteJobsOf(stack: Stack, tasks: Pick<Task, 'namespace' |
   );
 }
 
-const WORKER_ENTRY = fileURLToPath(new URL('../../src/worker.ts', import.meta.url));
+/** What `npm run worker` runs: it picks the malloc and becomes node running src/worker.ts. */
+const WORKER_SCRIPT = fileURLToPath(new URL('../../scripts/worker.sh', import.meta.url));
 
 export interface WorkerProcess {
   child: ChildProcess;
@@ -73,11 +74,15 @@ export interface WorkerProcess {
   exited: Promise<number | null>;
 }
 
-/** `npm run worker` as a real separate process (node runs the TypeScript itself, so a signal reaches the worker). */
+/**
+ * `npm run worker` as a real separate process: its script becomes node (exec), which runs the
+ * TypeScript itself, so the child's pid is the worker's and a signal reaches it.
+ */
 export function spawnWorker(config: Config, env: Record<string, string> = {}): WorkerProcess {
-  const child = spawn(process.execPath, [WORKER_ENTRY], {
+  const child = spawn('bash', [WORKER_SCRIPT], {
     env: {
       ...process.env,
+      NODE: process.execPath,
       DATABASE_URL: config.DATABASE_URL,
       TEMPORAL_ADDRESS: config.TEMPORAL_ADDRESS,
       TEMPORAL_TASK_QUEUE: config.TEMPORAL_TASK_QUEUE,
