@@ -243,17 +243,20 @@ async function spawnWorkerProcess(config: Config, metricsPort: number): Promise<
     let out = '';
     const onData = (d: Buffer) => {
       out += d.toString();
-      if (out.includes('nightwatch worker: task queue')) {
-        // The start-up line says which malloc and heap growth the worker runs with.
-        const started = out.split('\n').find((l) => l.includes('nightwatch worker: task queue'));
-        try {
-          const fields = JSON.parse(started ?? '') as { malloc?: string; heapGrowthPercent?: unknown };
-          workerRuntime = `malloc ${fields.malloc ?? '?'}, heap growth ${String(fields.heapGrowthPercent ?? '?')}`;
-        } catch {
-          // The line arrived in pieces or is not JSON: the table just does not say.
-        }
-        resolve();
+      const at = out.indexOf('nightwatch worker: task queue');
+      const end = at < 0 ? -1 : out.indexOf('\n', at);
+      if (end < 0) return;
+      // Ready. Its start-up line says which malloc and heap growth it runs with; what it logs from
+      // now on is drained unread (a pipe left full would block the worker), not kept for the run.
+      child.stdout!.off('data', onData).resume();
+      child.stderr!.off('data', onData).resume();
+      try {
+        const fields = JSON.parse(out.slice(out.lastIndexOf('\n', at) + 1, end)) as { malloc?: string; heapGrowthPercent?: unknown };
+        workerRuntime = `malloc ${fields.malloc ?? '?'}, heap growth ${String(fields.heapGrowthPercent ?? '?')}`;
+      } catch {
+        // Not a JSON line: the table just does not say.
       }
+      resolve();
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
