@@ -2,11 +2,10 @@
 // production sample), so workers start without webpack. Point WORKFLOW_BUNDLE_PATH at the file.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { bundleWorkflowCode } from '@temporalio/worker';
-import { WORKFLOWS_PATH } from '../src/worker-setup.ts';
+import { bundleWorkflows } from '../src/worker-setup.ts';
 
 const out = resolve(process.argv[2] ?? 'lib/workflow-bundle.js');
-const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+const { code } = await bundleWorkflows();
 await mkdir(dirname(out), { recursive: true });
 await writeFile(out, code);
 console.log(`workflow bundle written to ${out}; start workers with WORKFLOW_BUNDLE_PATH=${out}`);

@@ -1,6 +1,6 @@
 // Benchmark: N tasks at once, side by side with the cluster alone, in one run (issue "Scale").
 //   eval "$(npm run -s stack env)"
-//   npm exec -- tsx scripts/bench/scale.ts [tasks=1000] [--workers=1] [--run=2s] [--no-baseline] [--baseline-jobs=minimal|nightwatch] [--worker-processes [--tsx] [--worker-node-options='…']]
+//   npm exec -- tsx scripts/bench/scale.ts [tasks=1000] [--workers=1] [--run=2s] [--no-baseline] [--baseline-jobs=minimal|nightwatch] [--no-preload] [--worker-processes [--tsx] [--worker-node-options='…']]
 // 1. The cluster alone: N Jobs created straight through the Kubernetes API (20 in flight, about
 //    what a worker's concurrent activities amount to), timed until all are Complete. The Jobs are
 //    minimal ones, or with --baseline-jobs=nightwatch the very Jobs nightwatch creates.
@@ -16,7 +16,7 @@
 // Each phase works in a namespace of its own, deleted at the end, and a throwaway database.
 import { randomBytes } from 'node:crypto';
 import { makeInformer, type V1Job } from '@kubernetes/client-node';
-import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,7 +31,7 @@ import { parseTaskInfo } from '../../src/task/info.ts';
 import { buildJob, type JobTask } from '../../src/task/job.ts';
 import { jobStatusToTaskStatus } from '../../src/task/job-status.ts';
 import { connectTemporalClient } from '../../src/temporal.ts';
-import { connectWorker, startNightwatchWorker, WORKFLOWS_PATH, type NightwatchWorker } from '../../src/worker-setup.ts';
+import { bundleWorkflows, connectWorker, startNightwatchWorker, type NightwatchWorker } from '../../src/worker-setup.ts';
 import { createTestDatabase } from '../../test/support/database.ts';
 import { removeTemporalLeftovers } from '../../test/support/stack.ts';
 
@@ -46,6 +46,8 @@ const baseline = !args.includes('--no-baseline');
 const workerProcesses = args.includes('--worker-processes');
 /** Those processes run through tsx's loader, as `npm run worker` did before Node ran the TypeScript itself (to compare). */
 const workerThroughTsx = args.includes('--tsx');
+/** Bundle the workflow code without preloaded modules (each workflow evaluates its own copy), to compare. */
+const preloadWorkflowModules = !args.includes('--no-preload');
 /** NODE_OPTIONS for those processes (e.g. a heap limit), without limiting this one. */
 const workerNodeOptions = flag('worker-node-options', '');
 const tag = randomBytes(3).toString('hex');
@@ -305,7 +307,7 @@ function counting<T extends object>(target: T, counts: (method: string) => boole
 async function nightwatch() {
   // Prebuilt, as in production (npm run build:workflows): bundling at start-up is not what a running worker costs.
   const bundlePath = join(mkdtempSync(join(tmpdir(), 'nightwatch-bench-')), 'workflows.js');
-  writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') })).code);
+  writeFileSync(bundlePath, (await bundleWorkflows({ logger: new DefaultLogger('WARN'), preload: preloadWorkflowModules })).code);
   const namespace = `bench-nw-${tag}`;
   await createNamespace(namespace);
   const db = await createTestDatabase();
@@ -475,7 +477,7 @@ row(
 );
 row('Job end → row, median / p90', `${nw.lagMedianMs} ms / ${nw.lagP90Ms} ms`);
 row('most tasks in flight (Pending or Running) at once', String(nw.mostInFlight));
-const processNotes = [workerThroughTsx && 'through tsx', workerNodeOptions && `NODE_OPTIONS=${workerNodeOptions}`, workerRuntime].filter(Boolean);
+const processNotes = [!preloadWorkflowModules && 'workflow modules not preloaded', workerThroughTsx && 'through tsx', workerNodeOptions && `NODE_OPTIONS=${workerNodeOptions}`, workerRuntime].filter(Boolean);
 const whose = workerProcesses ? ['largest worker process', ...processNotes].join(', ') : 'worker + benchmark';
 row(`RSS with ≥ 95% of tasks in flight (${whose})`, nw.rssWhileInFlight ? `${nw.rssWhileInFlight.toFixed(0)} MB` : 'n/a (never that many at once)');
 row(`RSS during the batch, max (${whose})`, `${nw.rssDuringBatch.toFixed(0)} MB`);

@@ -4,12 +4,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
+import { DefaultLogger } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
 import { loadConfig } from '../../src/config.ts';
 import { createKubeClients } from '../../src/kubernetes.ts';
 import { temporalConnectionOptions } from '../../src/temporal.ts';
-import { WORKFLOWS_PATH } from '../../src/worker-setup.ts';
+import { bundleWorkflows } from '../../src/worker-setup.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -21,7 +21,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   await checkStack();
   // Bundle the workflow code once per run; every test worker loads the same bundle.
   const bundleDir = await mkdtemp(join(tmpdir(), 'nightwatch-bundle-'));
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
+  const { code } = await bundleWorkflows({ logger: quietLogger });
   const bundlePath = join(bundleDir, 'workflows.js');
   await writeFile(bundlePath, code);
   project.provide('workflowBundlePath', bundlePath);
