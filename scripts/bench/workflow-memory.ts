@@ -2,12 +2,13 @@
 // workflow modules preloaded (src/worker-setup.ts, WORKFLOW_PRELOAD_MODULES; the default) and
 // without (each workflow evaluates its own copy of every module), measured in one run.
 //   eval "$(npm run -s stack env)"
-//   node scripts/bench/workflow-memory.ts [workflows=1000]
+//   npm exec -- tsx scripts/bench/workflow-memory.ts [workflows=1000]
 // For each bundle: a worker with the real workflow code and stub activities (a task whose Job is
 // created and then never changes, so its workflow parks in `follow`, as a long task's does) runs N
 // task workflows on the dev server; once all have parked, the workflow thread's heap is measured
 // right after a full collection (a heap snapshot forces one) and compared with the same thread's
-// heap before them.
+// heap before them. WF_MEMORY_SNAPSHOT=<prefix> also writes the thread's heap snapshot at that point
+// to <prefix>-<preloaded>.heapsnapshot, to see what a cached workflow holds.
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
