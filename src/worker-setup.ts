@@ -37,8 +37,8 @@ export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', imp
  * Modules evaluated once in the workflow thread's V8 context and shared by every workflow it runs.
  * Without this, the SDK's reusable context evaluates every module the workflow code imports once
  * per workflow run (the first activation, and again each time an evicted workflow is replayed):
- * about 29 KB of live heap per cached workflow, more than half of it (scripts/bench/workflow-memory.ts:
- * 52.5 KB per parked workflow without, 23.6 KB with). Shared modules are deep-frozen by the SDK, and
+ * 28 KB of live heap per cached workflow, more than half of it (scripts/bench/workflow-memory.ts:
+ * 48.0 KB per parked task workflow without, 20.0 KB with). Shared modules are deep-frozen by the SDK, and
  * must keep no per-workflow state at module level (a `let`, a Map filled at run time): nightwatch's
  * own are checked for it by test/unit/workflow-modules.test.ts; the SDK's keep theirs on the
  * workflow's activator. Preloading the entry point takes everything it imports with it.
