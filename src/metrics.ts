@@ -2,16 +2,15 @@
 // worker serves it on WORKER_METRICS_PORT, the API on GET /metrics. Names follow Prometheus
 // conventions: the `nightwatch_` prefix, `_total` for counters, `_seconds` for durations.
 // The Temporal SDK's own worker metrics are served by its runtime on TEMPORAL_METRICS_PORT.
-import { subscribe } from 'node:diagnostics_channel';
 import { createServer, type Server } from 'node:http';
 import type { HeapInfo } from 'node:v8';
-import type { Worker } from 'node:worker_threads';
 import type { AddressInfo } from 'node:net';
 import type { V1Job } from '@kubernetes/client-node';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PrismaClient } from './db/client.ts';
 import type { JobWatchStats } from './job-watch.ts';
 import { TaskStatus } from './task-status.ts';
+import { workflowThreads } from './workflow-threads.ts';
 
 export const registry = new Registry();
 // Node's process metrics too (nightwatch_process_*, nightwatch_nodejs_*): memory, CPU, event-loop lag.
@@ -20,15 +19,8 @@ collectDefaultMetrics({ register: registry, prefix: 'nightwatch_' });
 /**
  * The heap of the Temporal SDK's workflow thread: the isolate that holds every cached workflow (the
  * main thread's heap, in nightwatch_nodejs_heap_*, holds the activities, the Job watch's cache and
- * the clients). The SDK creates that thread itself, so it is caught as it is created, through Node's
- * `worker_threads` diagnostics channel, and read with Worker.getHeapStatistics() on each scrape.
+ * the clients), read with Worker.getHeapStatistics() on each scrape.
  */
-const workflowThreads = new Set<Worker>();
-subscribe('worker_threads', (message) => {
-  const { worker } = message as { worker: Worker };
-  workflowThreads.add(worker);
-  worker.once('exit', () => workflowThreads.delete(worker));
-});
 new Gauge({
   name: 'nightwatch_workflow_thread_heap_bytes',
   help: "Heap of the worker's workflow thread(s), where cached workflows live, by kind: used, total (allocated), limit",

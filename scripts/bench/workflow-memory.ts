@@ -7,13 +7,11 @@
 // created and then never changes, so its workflow parks in `follow`, as a long task's does) runs N
 // task workflows on the dev server; once all have parked, the workflow thread's heap is measured
 // right after a full collection (a heap snapshot forces one) and compared with the same thread's
-// heap before them. WF_MEMORY_SNAPSHOT=<prefix> also writes the thread's heap snapshot at that point
-// to <prefix>-<preloaded>.heapsnapshot, to see what a cached workflow holds.
+// heap before them. WF_MEMORY_SNAPSHOT=<prefix> keeps the heap snapshot taken at that point, as
+// <prefix>-<preloaded>.heapsnapshot, to see what a cached workflow holds (one workflow thread).
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { subscribe } from 'node:diagnostics_channel';
-import type { Worker as NodeWorker } from 'node:worker_threads';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { Activities } from '../../activities/index.ts';
@@ -21,6 +19,7 @@ import { createLaunchActivities } from '../../activities/launch.ts';
 import { loadConfig } from '../../src/config.ts';
 import { temporalConnectionOptions } from '../../src/temporal.ts';
 import { bundleWorkflows, sandboxOptions } from '../../src/worker-setup.ts';
+import { workflowThreads } from '../../src/workflow-threads.ts';
 import type { TaskWorkflowInput } from '../../workflows/task.ts';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -32,19 +31,16 @@ const config = loadConfig();
  */
 const PARKED_HISTORY_LENGTH = 8;
 
-const threads = new Set<NodeWorker>();
-subscribe('worker_threads', (message) => {
-  const { worker } = message as { worker: NodeWorker };
-  threads.add(worker);
-  worker.once('exit', () => threads.delete(worker));
-});
-
-/** The workflow threads' heap in use right after a full collection (MB). */
-async function liveHeapMb(): Promise<number> {
+/**
+ * The workflow threads' heap in use right after a full collection (MB). Writing a heap snapshot
+ * collects garbage first; the snapshot is written to `keepAs` when given, else drained and dropped.
+ */
+async function liveHeapMb(keepAs?: string): Promise<number> {
   let used = 0;
-  for (const thread of threads) {
-    // Writing a heap snapshot collects garbage first; the snapshot itself is drained and dropped.
-    for await (const _chunk of await thread.getHeapSnapshot()) void _chunk;
+  for (const thread of workflowThreads) {
+    const snapshot = await thread.getHeapSnapshot();
+    if (keepAs) await pipeline(snapshot, createWriteStream(keepAs));
+    else for await (const _chunk of snapshot) void _chunk;
     used += (await thread.getHeapStatistics()).used_heap_size;
   }
   return used / 2 ** 20;
@@ -96,9 +92,9 @@ async function measure(preload: boolean, client: Client, native: NativeConnectio
         await new Promise((r) => setTimeout(r, 200));
       }
     }
-    const after = await liveHeapMb();
+    const keepAs = process.env.WF_MEMORY_SNAPSHOT && `${process.env.WF_MEMORY_SNAPSHOT}-${preload}.heapsnapshot`;
+    const after = await liveHeapMb(keepAs || undefined);
     await Promise.all(handles.map((h) => h.terminate().catch(() => undefined)));
-    if (process.env.WF_MEMORY_SNAPSHOT) for (const t of threads) await pipeline(await t.getHeapSnapshot(), createWriteStream(`${process.env.WF_MEMORY_SNAPSHOT}-${preload}.heapsnapshot`));
     return { before, after };
   });
 }
