@@ -119,6 +119,9 @@ describe('metrics', () => {
     expect(values.get('nightwatch_tasks{status="Pending"}')).toBe(0);
     expect(values.get('nightwatch_oldest_task_age_seconds{status="Normal"}')).toBe(0);
     expect(values.has('nightwatch_process_cpu_user_seconds_total')).toBe(true);
+    // The SDK's workflow thread, caught as it was created (src/workflow-threads.ts), is measured.
+    expect(values.get('nightwatch_workflow_thread_heap_bytes{kind="used"}')).toBeGreaterThan(0);
+    expect(values.get('nightwatch_workflow_thread_heap_bytes{kind="limit"}')).toBeGreaterThan(values.get('nightwatch_workflow_thread_heap_bytes{kind="used"}')!);
   });
 
   it("the SDK's own worker metrics are on TEMPORAL_METRICS_PORT", async () => {
