@@ -68,5 +68,8 @@ USER 1000:1000
 # node itself is PID 1 and gets SIGTERM: the worker and the API both handle it (graceful shutdown).
 # Node 24 runs the TypeScript itself (type stripping; tsconfig's erasableSyntaxOnly keeps the sources
 # within what it can strip), as `npm run worker` does: no loader, no transform cache.
+# --max-semi-space-size=8 caps V8's young generation in every heap of the worker, as scripts/worker.sh
+# does from WORKER_SEMI_SPACE_MB (README, "Memory"); a Deployment's args replace it together with
+# the script's name (deploy/base/worker.yaml).
 ENTRYPOINT ["node"]
-CMD ["src/worker.ts"]
+CMD ["--max-semi-space-size=8", "src/worker.ts"]

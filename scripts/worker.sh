@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm run worker`: one worker replica (src/worker.ts), run by Node with a malloc that gives memory
-# back. Arguments are Node's options (`npm run worker -- --inspect`). The process becomes node itself
+# back and a bounded young generation. Arguments are Node's options (`npm run worker -- --inspect`). The process becomes node itself
 # (exec), so signals and its pid are the worker's.
 #
 # WORKER_MALLOC picks the allocator of the worker's native side (the Temporal core's Rust threads,
@@ -31,4 +31,16 @@ case "${WORKER_MALLOC:-auto}" in
     ;;
 esac
 if [[ -n $malloc ]]; then export LD_PRELOAD="$malloc${LD_PRELOAD:+:$LD_PRELOAD}"; fi
-exec "${NODE:-node}" "$@" src/worker.ts
+
+# WORKER_SEMI_SPACE_MB caps V8's young generation, in every heap of the process (the flag is V8's,
+# process-wide: the main thread's and the SDK's workflow threads'). V8 sizes it from the machine's
+# memory by default: 64 MB semi-spaces, 128 MB of new space per heap on a 24 GB machine, most of it
+# resident once a busy worker has cycled through it. `0` leaves it to V8 (README, "Memory").
+semi_space=${WORKER_SEMI_SPACE_MB:-8}
+if [[ ! $semi_space =~ ^[0-9]+$ ]] || ((10#$semi_space > 1024)); then
+  echo "WORKER_SEMI_SPACE_MB=$semi_space: must be a whole number of MB from 0 (V8's own) to 1024" >&2
+  exit 2
+fi
+node_flags=()
+if ((10#$semi_space > 0)); then node_flags+=("--max-semi-space-size=$((10#$semi_space))"); fi
+exec "${NODE:-node}" "${node_flags[@]}" "$@" src/worker.ts

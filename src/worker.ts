@@ -51,6 +51,24 @@ function tuneHeap(config: Config): void {
   if (config.WORKER_HEAP_GROWTH_PERCENT > 0) setFlagsFromString(`--heap-growing-percent=${config.WORKER_HEAP_GROWTH_PERCENT}`);
 }
 
+/**
+ * The cap on V8's young generation this process runs with (`--max-semi-space-size`, which
+ * scripts/worker.sh passes from WORKER_SEMI_SPACE_MB and the image's command line sets): V8 reads
+ * it when a heap is created, so it must be on Node's command line (or NODE_OPTIONS), where it
+ * holds for the main thread and the workflow threads alike.
+ */
+function semiSpaceMb(): number | undefined {
+  // Node reads NODE_OPTIONS first, then its command line: the last one given wins.
+  const args = [...(process.env.NODE_OPTIONS ?? '').split(/\s+/), ...process.execArgv];
+  let found: number | undefined;
+  args.forEach((arg, i) => {
+    const m = /^--max[-_]semi[-_]space[-_]size(?:=(\d+))?$/.exec(arg);
+    const value = m && (m[1] ?? args[i + 1]);
+    if (value && /^\d+$/.test(value)) found = Number(value);
+  });
+  return found;
+}
+
 async function serveMetrics(config: Config, logger: Pino): Promise<Server | undefined> {
   if (config.WORKER_METRICS_PORT === 0) return undefined;
   const where = `${config.METRICS_HOST}:${config.WORKER_METRICS_PORT}`;
@@ -86,6 +104,7 @@ async function main(): Promise<void> {
         // Which malloc runs the native side (scripts/worker.sh preloads one when the machine has it).
         malloc: process.env.LD_PRELOAD || 'the system\'s',
         heapGrowthPercent: config.WORKER_HEAP_GROWTH_PERCENT || 'V8\'s own',
+        semiSpaceMb: semiSpaceMb() ?? 'V8\'s own',
       },
       `nightwatch worker: task queue '${config.TEMPORAL_TASK_QUEUE}' on ${config.TEMPORAL_ADDRESS} (namespace ${config.TEMPORAL_NAMESPACE}), ` +
         `Kubernetes ${kube.server}; schedules created: ${schedules.created.join(', ') || 'none'}, kept: ${schedules.existing.join(', ') || 'none'}`,

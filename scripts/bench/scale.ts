@@ -220,7 +220,7 @@ function rssMb(pid: number): number {
   return line ? Number(line[1]) / 1024 : NaN;
 }
 
-/** What the worker processes said they run with (their malloc, their heap growth). */
+/** What the worker processes said they run with (their malloc, heap growth, young generation). */
 let workerRuntime: string | undefined;
 
 /** `npm run worker` (scripts/worker.sh: its malloc, then node running the TypeScript itself) for this run's configuration. */
@@ -253,8 +253,8 @@ async function spawnWorkerProcess(config: Config, metricsPort: number): Promise<
       child.stdout!.off('data', onData).resume();
       child.stderr!.off('data', onData).resume();
       try {
-        const fields = JSON.parse(out.slice(out.lastIndexOf('\n', at) + 1, end)) as { malloc?: string; heapGrowthPercent?: unknown };
-        workerRuntime = `malloc ${fields.malloc ?? '?'}, heap growth ${String(fields.heapGrowthPercent ?? '?')}`;
+        const fields = JSON.parse(out.slice(out.lastIndexOf('\n', at) + 1, end)) as { malloc?: string; heapGrowthPercent?: unknown; semiSpaceMb?: unknown };
+        workerRuntime = `malloc ${fields.malloc ?? '?'}, heap growth ${String(fields.heapGrowthPercent ?? '?')}, semi-space ${String(fields.semiSpaceMb ?? '?')}`;
       } catch {
         // Not a JSON line: the table just does not say.
       }

@@ -151,6 +151,8 @@ describe('invalid configuration', () => {
     ['WORKFLOW_ID_PREFIX', 'has spaces'],
     ['WORKER_HEAP_GROWTH_PERCENT', 'lots'],
     ['WORKER_MALLOC', '/nonexistent/libmalloc.so'],
+    ['WORKER_SEMI_SPACE_MB', 'lots'],
+    ['WORKER_SEMI_SPACE_MB', '4096'],
   ])('`npm run worker` with %s=%s stops with an error naming the variable', async (variable, value) => {
     const worker = spawnWorker(stack.config, { [variable]: value });
     processes.push(worker);
@@ -186,6 +188,26 @@ describe('invalid configuration', () => {
     else expect(mapped, 'no other malloc mapped').toBeUndefined();
     const line = worker.output().split('\n').find((l) => l.includes('nightwatch worker: task queue'))!;
     expect(JSON.parse(line)).toMatchObject({ malloc: expected ?? "the system's", heapGrowthPercent: 30 });
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited).toBe(0);
+    await removeTemporalLeftovers(stack.client, config);
+  });
+
+  it.each([
+    ['unset', undefined, 8],
+    ['2', '2', 2],
+    ['0', '0', undefined],
+  ])('`npm run worker` with WORKER_SEMI_SPACE_MB %s runs with the young generation it says', async (_label, value, expected) => {
+    const config = deployment();
+    const worker = spawnWorker(config, value === undefined ? {} : { WORKER_SEMI_SPACE_MB: value });
+    processes.push(worker);
+    await worker.ready;
+    // V8 reads the flag from node's command line for every heap of the process, the workflow threads' too.
+    const argv = (await readFile(`/proc/${worker.child.pid}/cmdline`, 'utf8')).split('\0');
+    const flags = argv.filter((a) => a.startsWith('--max-semi-space-size'));
+    expect(flags, argv.join(' ')).toEqual(expected === undefined ? [] : [`--max-semi-space-size=${expected}`]);
+    const line = worker.output().split('\n').find((l) => l.includes('nightwatch worker: task queue'))!;
+    expect(JSON.parse(line)).toMatchObject({ semiSpaceMb: expected ?? "V8's own" });
     worker.child.kill('SIGTERM');
     expect(await worker.exited).toBe(0);
     await removeTemporalLeftovers(stack.client, config);
