@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm run worker`: one worker replica (src/worker.ts), run by Node with a malloc that gives memory
-# back and a bounded young generation. Arguments are Node's options (`npm run worker -- --inspect`). The process becomes node itself
-# (exec), so signals and its pid are the worker's.
+# back and a bounded young generation. Arguments are Node's options (`npm run worker -- --inspect`).
+# The process becomes node itself (exec), so signals and its pid are the worker's.
 #
 # WORKER_MALLOC picks the allocator of the worker's native side (the Temporal core's Rust threads,
 # Node's buffers): `auto` (the default) preloads mimalloc, else jemalloc, when the machine has one
@@ -37,7 +37,7 @@ if [[ -n $malloc ]]; then export LD_PRELOAD="$malloc${LD_PRELOAD:+:$LD_PRELOAD}"
 # memory by default: 64 MB semi-spaces, 128 MB of new space per heap on a 24 GB machine, most of it
 # resident once a busy worker has cycled through it. `0` leaves it to V8 (README, "Memory").
 semi_space=${WORKER_SEMI_SPACE_MB:-8}
-if [[ ! $semi_space =~ ^[0-9]+$ ]] || ((10#$semi_space > 1024)); then
+if [[ ! $semi_space =~ ^[0-9]{1,4}$ ]] || ((10#$semi_space > 1024)); then
   echo "WORKER_SEMI_SPACE_MB=$semi_space: must be a whole number of MB from 0 (V8's own) to 1024" >&2
   exit 2
 fi
