@@ -22,7 +22,7 @@ import { taskWorkflowStart } from '../../workflows/ids.ts';
 import { kubernetesStatus, startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { expectNoJob, expectOneRunPerTask } from '../support/job-ledger.ts';
 import { connectStack, removeTemporalLeftovers, separateDeployment, startWorker, waitFor, type RunningWorker, type Stack } from '../support/stack.ts';
-import { insertTask, jobsOfTask, runFor, spawnWorker, uniqueName, waitForStatus, type WorkerProcess } from '../support/tasks.ts';
+import { insertTask, jobsOfTask, runFor, spawnWorker, uniqueName, WORKER_START_LINE, waitForStatus, type WorkerProcess } from '../support/tasks.ts';
 
 let stack: Stack;
 let proxy: FaultProxy;
@@ -161,7 +161,7 @@ describe('invalid configuration', () => {
     expect(code, worker.output()).not.toBe(0);
     expect(code, 'the process ended on its own, not by a signal').not.toBeNull();
     expect(worker.output()).toContain(variable);
-    expect(worker.output()).not.toContain('nightwatch worker: task queue');
+    expect(worker.output()).not.toContain(WORKER_START_LINE);
   });
 
   it('`npm run worker` with only one half of the TLS client certificate names both variables', async () => {
@@ -186,8 +186,7 @@ describe('invalid configuration', () => {
     const mapped = /\/\S*lib(?:mimalloc|jemalloc)\.so[.\d]*/.exec(maps)?.[0];
     if (expected) expect(realpathSync(mapped ?? ''), maps).toBe(realpathSync(expected));
     else expect(mapped, 'no other malloc mapped').toBeUndefined();
-    const line = worker.output().split('\n').find((l) => l.includes('nightwatch worker: task queue'))!;
-    expect(JSON.parse(line)).toMatchObject({ malloc: expected ?? "the system's", heapGrowthPercent: 30 });
+    expect(worker.startLine()).toMatchObject({ malloc: expected ?? "the system's", heapGrowthPercent: 30 });
     worker.child.kill('SIGTERM');
     expect(await worker.exited).toBe(0);
     await removeTemporalLeftovers(stack.client, config);
@@ -206,8 +205,7 @@ describe('invalid configuration', () => {
     const argv = (await readFile(`/proc/${worker.child.pid}/cmdline`, 'utf8')).split('\0');
     const flags = argv.filter((a) => a.startsWith('--max-semi-space-size'));
     expect(flags, argv.join(' ')).toEqual(expected === undefined ? [] : [`--max-semi-space-size=${expected}`]);
-    const line = worker.output().split('\n').find((l) => l.includes('nightwatch worker: task queue'))!;
-    expect(JSON.parse(line)).toMatchObject({ semiSpaceMb: expected ?? "V8's own" });
+    expect(worker.startLine()).toMatchObject({ semiSpaceMb: expected ?? "V8's own" });
     worker.child.kill('SIGTERM');
     expect(await worker.exited).toBe(0);
     await removeTemporalLeftovers(stack.client, config);

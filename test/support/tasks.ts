@@ -66,11 +66,16 @@ export async function deleteJobsOf(stack: Stack, tasks: Pick<Task, 'namespace' |
 /** What `npm run worker` runs: it picks the malloc and becomes node running src/worker.ts. */
 const WORKER_SCRIPT = fileURLToPath(new URL('../../scripts/worker.sh', import.meta.url));
 
+/** What the worker's start-up line (src/worker.ts) says once it runs. */
+export const WORKER_START_LINE = 'nightwatch worker: task queue';
+
 export interface WorkerProcess {
   child: ChildProcess;
   output: () => string;
   /** Resolves once the worker has printed its start-up line. */
   ready: Promise<void>;
+  /** The fields of that JSON line (malloc, heap growth, young generation…); call after `ready`. */
+  startLine: () => Record<string, unknown>;
   exited: Promise<number | null>;
 }
 
@@ -102,12 +107,13 @@ export function spawnWorker(config: Config, env: Record<string, string> = {}): W
   const ready = new Promise<void>((resolve, reject) => {
     const onData = (d: Buffer) => {
       out += d.toString();
-      if (out.includes('nightwatch worker: task queue')) resolve();
+      if (out.includes(WORKER_START_LINE)) resolve();
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
     child.on('exit', (code) => reject(new Error(`worker exited with ${code} before it was ready:\n${out}`)));
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, output: () => out, ready, exited };
+  const startLine = () => JSON.parse(out.split('\n').find((l) => l.includes(WORKER_START_LINE))!) as Record<string, unknown>;
+  return { child, output: () => out, ready, startLine, exited };
 }
