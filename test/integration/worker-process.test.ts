@@ -1,12 +1,15 @@
-// `npm run worker` as real processes: killed mid-batch and replaced, and restarted after the
-// cadence was changed through the Temporal CLI.
+// `npm run worker` as real processes: killed mid-batch (20 tasks, and 1,000) and replaced, and
+// restarted after the cadence was changed through the Temporal CLI.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Task } from '../../src/db/client.ts';
 import { expectOneRunPerTask } from '../support/job-ledger.ts';
 import { connectStack, waitFor, type Stack } from '../support/stack.ts';
-import { insertTask, runFor, spawnWorker, type WorkerProcess } from '../support/tasks.ts';
+import { insertTask, runFor, spawnWorker, uniqueName, type WorkerProcess } from '../support/tasks.ts';
+
+/** The issue's batch: large enough that the kill lands with hundreds of tasks in every state. */
+const BATCH = 1_000;
 
 const run = promisify(execFile);
 let stack: Stack;
@@ -60,6 +63,53 @@ describe('worker processes', () => {
     second.child.kill('SIGTERM');
     expect(await second.exited).toBe(0);
   }, 240_000);
+
+  it('loses nothing when a worker is SIGKILLed during a 1,000-task batch: every task Succeeded with exactly one Job', async () => {
+    const first = worker();
+    await first.ready;
+    // One INSERT, as a batch lands from SQL; names from one random prefix cannot collide.
+    const prefix = uniqueName('kill');
+    const info = JSON.stringify({ image: 'alpine', ...runFor('2s') });
+    const names = Array.from({ length: BATCH }, (_, i) => `${prefix}-${i}`);
+    await stack.prisma.task.createMany({ data: names.map((name) => ({ name, namespace: stack.namespace, info, userId: 'tester' })) });
+    const batch = await stack.prisma.task.findMany({ where: { namespace: stack.namespace, name: { in: names } } });
+    expect(batch).toHaveLength(BATCH);
+    const ids = batch.map((t) => t.id);
+    const byStatus = async () => {
+      const groups = await stack.prisma.task.groupBy({ by: ['status'], where: { id: { in: ids } }, _count: { _all: true } });
+      return Object.fromEntries(groups.map((g) => [g.status, g._count._all])) as Record<string, number>;
+    };
+    // Killed with the batch well under way: Jobs created and running, rows still waiting for theirs.
+    const atKill = await waitFor(
+      'a fifth of the batch to be under way',
+      async () => {
+        const counts = await byStatus();
+        return (counts.Pending ?? 0) + (counts.Running ?? 0) >= BATCH / 5 ? counts : undefined;
+      },
+      300_000,
+      250,
+    );
+    first.child.kill('SIGKILL');
+    expect(await first.exited).toBeNull();
+    expect(atKill.Normal ?? 0, `rows still waiting for their Job when the worker was killed: ${JSON.stringify(atKill)}`).toBeGreaterThan(0);
+
+    const second = worker();
+    await second.ready;
+    const final = await waitFor(
+      `all ${BATCH} tasks to be final`,
+      async () => {
+        const counts = await byStatus();
+        return (counts.Normal ?? 0) + (counts.Pending ?? 0) + (counts.Running ?? 0) === 0 ? counts : undefined;
+      },
+      15 * 60_000,
+      2_000,
+    );
+    expect(final).toEqual({ Succeeded: BATCH });
+    await expectOneRunPerTask(stack.jobs, batch);
+
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+  }, 25 * 60_000);
 
   it('keeps a cadence changed with `temporal schedule update` across a worker restart', async () => {
     const cli = process.env.NIGHTWATCH_TEMPORAL_CLI;
