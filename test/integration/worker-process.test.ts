@@ -3,7 +3,9 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../../activities/index.ts';
 import type { Task } from '../../src/db/client.ts';
+import { policyFromConfig } from '../../src/policy.ts';
 import { expectOneRunPerTask } from '../support/job-ledger.ts';
 import { connectStack, waitFor, type Stack } from '../support/stack.ts';
 import { insertTask, runFor, spawnWorker, uniqueName, type WorkerProcess } from '../support/tasks.ts';
@@ -31,6 +33,27 @@ function worker(env: Record<string, string> = {}): WorkerProcess {
 }
 
 describe('worker processes', () => {
+  // A worker killed mid-batch leaves some task between its two launch steps: the Job created, the
+  // row not yet Pending. The new worker runs that launch again (a local activity's result is only
+  // recorded when its workflow task completes), and it must take the Job it finds as its own. In a
+  // real kill only the few tasks inside that window take this path, so it is checked here directly,
+  // on the real activities, before any worker runs in this file.
+  it('a launch run again after its worker died between creating the Job and writing Pending adopts that Job: no second Job', async () => {
+    const activities = createActivities({ prisma: stack.prisma, policy: policyFromConfig(stack.config), kube: stack.kube, temporal: stack.client });
+    const task = await insertTask(stack, { info: { image: 'alpine', ...runFor('2s') } });
+    const loaded = await activities.loadTask(task.id.toString());
+    if (!loaded?.valid) throw new Error(`the task should load as valid: ${JSON.stringify(loaded)}`);
+    const { valid: _valid, info, capped: _capped, ...ref } = loaded;
+    expect(await activities.createJob({ task: ref, info })).toBe('created');
+
+    const again = await activities.launchTask(task.id.toString());
+    expect(again).toMatchObject({ outcome: 'launched', write: { updated: true } });
+    expect((await stack.prisma.task.findUniqueOrThrow({ where: { id: task.id } })).status).toBe('Pending');
+    // The Job's pod too: a Job replaced after its pod started would show as a second run.
+    await waitFor('the Job to get its pod', async () => (stack.jobs.runsOf(task)[0]?.pods.size ? true : undefined), 60_000);
+    await expectOneRunPerTask(stack.jobs, [task]);
+  });
+
   it('loses nothing when a worker is SIGKILLed mid-batch: every task ends final with exactly one Job', async () => {
     const first = worker();
     await first.ready;
